@@ -1,0 +1,136 @@
+"""The ``outputlayer`` command: serve, sweep, check, migrate and account administration (SPEC section 12)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from store import Settings, SettingsError, StoreError, migrate, open_service
+
+log = logging.getLogger("outputlayer")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env(os.environ)
+    except SettingsError as exc:
+        sys.stderr.write(f"outputlayer: {exc}\n")
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    if not settings.base_url:
+        # Workers read the environment themselves; the default base URL is where we listen.
+        os.environ["OUTPUTLAYER_BASE_URL"] = f"http://{args.host}:{args.port}"
+    migrate(settings.database_url)
+    log.info("serving on http://%s:%d (database %s)", args.host, args.port, settings.database_url.split(":", 1)[0])
+    uvicorn.run(
+        "rest.asgi:app_factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        log_level="info",
+        proxy_headers=args.proxy_headers,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    service = open_service(_settings())
+    try:
+        report = asyncio.run(service.sweep())
+    finally:
+        service.close()
+    log.info(
+        "sweep expired=%d blobs_deleted=%d stale_slots=%d pruned_rate_events=%d",
+        report.expired,
+        report.blobs_deleted,
+        report.stale_slots,
+        report.pruned_events,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    service = open_service(_settings())
+    try:
+        report = service.check()
+    finally:
+        service.close()
+    for problem in report.problems:
+        log.error("drift: %s", problem)
+    log.info("checked %d accounts and %d outputs: %d problems", report.accounts, report.outputs, len(report.problems))
+    return 1 if report.problems else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings()
+    migrate(settings.database_url)
+    log.info("schema is up to date")
+    return 0
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    service = open_service(_settings())
+    try:
+        account = service.grant(args.account_id, args.credits, args.storage_bytes)
+    finally:
+        service.close()
+    log.info(
+        "account %s: credits=%d storage_limit_bytes=%d",
+        account.id,
+        account.credits_remaining,
+        account.storage_limit_bytes,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="outputlayer", description="Artifact store for AI agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the REST API (and MCP over HTTP)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (they share the database)")
+    serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the proxy")
+    serve.set_defaults(run=cmd_serve)
+
+    commands.add_parser("sweep", help="run one expiry pass").set_defaults(run=cmd_sweep)
+    commands.add_parser("check", help="verify the storage invariant; exit 1 on drift").set_defaults(run=cmd_check)
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=cmd_migrate)
+
+    accounts = commands.add_parser("accounts", help="account administration")
+    account_commands = accounts.add_subparsers(dest="accounts_command", required=True)
+    grant = account_commands.add_parser("grant", help="add credits and storage to an account")
+    grant.add_argument("account_id")
+    grant.add_argument("--credits", type=int, default=0)
+    grant.add_argument("--storage-bytes", type=int, default=0)
+    grant.set_defaults(run=cmd_grant)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except StoreError as exc:
+        log.error("%s: %s", exc.code, exc.message)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The endpoint wrapper every route goes through: request id, key-in-query refusal, auth, rate limit,
+error rendering and the quota/rate headers of SPEC section 1.
+
+A route handler receives a :class:`Call` (service, account, request id) and returns a response;
+everything it raises as a :class:`StoreError` is rendered here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rest.errors import error_response, unexpected_error
+from store import Account, ArtifactService, RateLimited, RateState, StoreError
+
+KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "token", "access_token"})
+DISCOVERY_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+@dataclass(slots=True)
+class Call:
+    request: Request
+    service: ArtifactService
+    request_id: str
+    account: Account | None = None
+    rate: RateState | None = None
+
+    @property
+    def owner(self) -> Account:
+        assert self.account is not None
+        return self.account
+
+
+Handler = Callable[[Call], Awaitable[Response]]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def refuse_key_in_query(request: Request) -> None:
+    """API keys never travel in URLs: they end up in logs, proxies and browser history."""
+    if not request.scope.get("query_string"):
+        return
+    for name, value in request.query_params.multi_items():
+        if name.lower() in KEY_PARAMETERS or value.startswith("ol_live_"):
+            raise StoreError(
+                "invalid_request",
+                "API keys must not be sent in the query string; use the Authorization: Bearer header.",
+            )
+
+
+def endpoint(
+    handler: Handler,
+    *,
+    auth: bool = True,
+    family: str | None = None,
+    cors: bool = False,
+    optional_auth: bool = False,
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap ``handler``; ``family`` names its rate limit (per key when authenticated, else per IP)."""
+
+    async def run(request: Request) -> Response:
+        service: ArtifactService = request.state.service
+        call = Call(request, service, service.ids.new("req"))
+        try:
+            refuse_key_in_query(request)
+            header = request.headers.get("authorization")
+            if auth or (optional_auth and header):
+                call.account = await service.authenticate(header)
+            if family is not None:
+                subject = call.account.id if call.account is not None and auth else client_ip(request)
+                call.rate = await service.enforce_rate(family, subject)
+            response = await handler(call)
+        except RateLimited as exc:
+            call.rate = exc.state
+            response = error_response(exc, request, call.request_id)
+        except StoreError as exc:
+            response = error_response(exc, request, call.request_id)
+        except Exception as exc:  # top-level boundary: log it, never show a stack trace
+            response = unexpected_error(exc, request, call.request_id)
+        decorate(response, call, cors=cors)
+        return response
+
+    return run
+
+
+def decorate(response: Response, call: Call, *, cors: bool = False) -> None:
+    headers = response.headers
+    headers["X-Request-Id"] = call.request_id
+    account = call.account
+    if account is not None:
+        headers["X-OutputLayer-Free-Remaining"] = str(account.free_remaining)
+        headers["X-OutputLayer-Credits-Remaining"] = str(account.credits_remaining)
+        headers["X-OutputLayer-Storage-Used-Bytes"] = str(account.storage_used_bytes)
+        headers["X-OutputLayer-Storage-Limit-Bytes"] = str(account.storage_limit_bytes)
+    if call.rate is not None:
+        headers["RateLimit-Limit"] = str(call.rate.limit)
+        headers["RateLimit-Remaining"] = str(call.rate.remaining)
+        headers["RateLimit-Reset"] = str(call.rate.reset_seconds)
+    if cors:
+        headers.update(DISCOVERY_CORS)
+
+
+async def read_json(request: Request, limit: int = 65_536) -> Any:
+    """A small JSON body (None when empty); oversize or malformed bodies are invalid requests."""
+    import json
+
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise StoreError("invalid_request", f"The request body is larger than {limit} bytes.")
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise StoreError("invalid_request", "The body is not valid JSON.") from None

@@ -1,0 +1,38 @@
+"""Error rendering: the one place a StoreError becomes an HTTP response (SPEC section 3 envelope)."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+
+from rest.responses import JSONResponse
+from store import StoreError
+from store.contract import error_contract
+
+log = logging.getLogger("outputlayer.rest")
+
+
+def error_response(error: StoreError, request: Request, request_id: str) -> JSONResponse:
+    body = {
+        "error": error.code,
+        "message": error.message,
+        "request_id": request_id,
+        "agent_contract": error_contract(
+            error.code,
+            method=request.method,
+            path=request.url.path,
+            retry_after=error.retry_after,
+            retryable=error.retryable,
+        ),
+    }
+    response = JSONResponse(body, status_code=error.status, headers=error.headers)
+    if error.retry_after is not None and error.status in (429, 500, 503):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def unexpected_error(exc: BaseException, request: Request, request_id: str) -> JSONResponse:
+    log.error("unhandled error on %s %s (%s)", request.method, request.url.path, request_id, exc_info=exc)
+    error = StoreError("server_error", "An unexpected error occurred. Retry after 30 seconds.")
+    return error_response(error, request, request_id)

@@ -1,0 +1,43 @@
+"""Account routes: key registration and the credits family (SPEC sections 4 and 7)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rest.endpoint import Call, client_ip, endpoint, read_json
+from rest.responses import JSONResponse
+from store import StoreError
+
+
+async def register_key(call: Call) -> Response:
+    document = await read_json(call.request)
+    body, call.rate = await call.service.register(document, client_ip(call.request))
+    return JSONResponse(body, status_code=201)
+
+
+async def balance(call: Call) -> Response:
+    return JSONResponse(call.service.balance(call.owner))
+
+
+async def checkout(call: Call) -> Response:
+    document = await read_json(call.request)
+    body = await call.service.checkout(call.owner, document)
+    return JSONResponse(body, status_code=201)
+
+
+async def verify(call: Call) -> Response:
+    purchase_id = call.request.query_params.get("purchaseId")
+    if not purchase_id:
+        raise StoreError("invalid_request", "purchaseId is required.")
+    body = await call.service.verify_purchase(call.owner, purchase_id)
+    return JSONResponse(body)
+
+
+def account_routes() -> list[Route]:
+    return [
+        Route("/v1/keys/register", endpoint(register_key, auth=False), methods=["POST"]),
+        Route("/v1/credits/balance", endpoint(balance, family="credits"), methods=["GET"]),
+        Route("/v1/credits/checkout", endpoint(checkout, family="credits"), methods=["POST"]),
+        Route("/v1/credits/verify", endpoint(verify, family="credits"), methods=["GET"]),
+    ]

@@ -1,0 +1,101 @@
+"""Output routes: upload, list, read, download, delete and share (SPEC section 4)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rest.content import content_response
+from rest.endpoint import Call, endpoint, read_json
+from rest.responses import JSONResponse
+from rest.uploads import feed_upload
+from store import StoreError
+from store.schemas import CreateShareLink
+from store.validation import store_error_from_validation
+
+
+def _content_length(call: Call) -> int | None:
+    value = call.request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise StoreError("invalid_request", "Content-Length must be a non-negative integer.")
+    return int(value)
+
+
+async def create_output(call: Call) -> Response:
+    request = call.request
+    session = await call.service.begin_upload(
+        call.owner,
+        request.headers.get("idempotency-key"),
+        content_length=_content_length(call),
+        content_type=request.headers.get("content-type"),
+    )
+    call.rate = session.rate
+    async with session:
+        await feed_upload(request, session, "multipart" if session.wire == "multipart" else "json")
+        result = await session.finish()
+    call.account = result.account
+    response = JSONResponse(result.body, status_code=201)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+async def list_outputs(call: Call) -> Response:
+    params = call.request.query_params
+    limit_text = params.get("limit", "20")
+    if not limit_text.isdigit():
+        raise StoreError("invalid_request", "limit must be an integer from 1 to 100.")
+    page = await call.service.list_outputs(
+        call.owner,
+        limit=int(limit_text),
+        cursor=params.get("cursor") or None,
+        status=params.get("status") or None,
+        mime_type=params.get("mimeType") or None,
+    )
+    return JSONResponse(page)
+
+
+async def get_output(call: Call) -> Response:
+    result = await call.service.get_output(call.owner, call.request.path_params["output_id"])
+    if result.gone:
+        body = {**result.body, "error": f"output_{result.status}", "request_id": call.request_id}
+        return JSONResponse(body, status_code=410)
+    return JSONResponse(result.body)
+
+
+async def get_content(call: Call) -> Response:
+    content = await call.service.open_content(call.owner, call.request.path_params["output_id"])
+    return content_response(call, content, public=False)
+
+
+async def delete_output(call: Call) -> Response:
+    body = await call.service.delete_output(call.owner, call.request.path_params["output_id"])
+    call.account = await call.service.account(call.owner.id)
+    return JSONResponse(body)
+
+
+async def share_output(call: Call) -> Response:
+    document = await read_json(call.request)
+    try:
+        request = CreateShareLink.model_validate(document if document is not None else {})
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        raise (store_error_from_validation(exc) or StoreError("invalid_request", "Invalid body.")) from None
+    body = await call.service.share(call.owner, call.request.path_params["output_id"], request.expiresInSeconds)
+    return JSONResponse(body)
+
+
+def output_routes() -> list[Route]:
+    return [
+        Route("/v1/outputs", endpoint(create_output), methods=["POST"]),
+        Route("/v1/outputs", endpoint(list_outputs, family="reads"), methods=["GET"]),
+        Route("/v1/outputs/{output_id}", endpoint(get_output, family="reads"), methods=["GET"]),
+        Route("/v1/outputs/{output_id}", endpoint(delete_output, family="deletes"), methods=["DELETE"]),
+        Route("/v1/outputs/{output_id}/content", endpoint(get_content, family="reads"), methods=["GET"]),
+        Route("/v1/outputs/{output_id}/share", endpoint(share_output, family="reads"), methods=["POST"]),
+    ]

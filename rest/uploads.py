@@ -1,0 +1,136 @@
+"""Upload bodies off the wire: JSON (bounded) and multipart (streamed), fed into a store upload session.
+
+Multipart parsing uses python-multipart's push parser (the one Starlette itself uses), fed chunk
+by chunk from ``request.stream()``, so the file part flows to the blob store without ever being
+held whole; fields may come before or after the file. All rules about the values live in the store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from store import StoreError, UploadSession
+
+JSON_BODY_LIMIT = 1_048_576
+TEXT_FIELD_LIMIT = 16_384
+CONTENT_FIELD = "content"
+
+
+async def feed_upload(request: Request, session: UploadSession, wire: str) -> None:
+    if wire == "json":
+        await _feed_json(request, session)
+    else:
+        await _feed_multipart(request, session)
+
+
+async def _feed_json(request: Request, session: UploadSession) -> None:
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > JSON_BODY_LIMIT:
+            raise StoreError(
+                "payload_too_large", f"JSON upload bodies are limited to {JSON_BODY_LIMIT} bytes; use multipart."
+            )
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise StoreError("invalid_request", "The body is not valid JSON.") from None
+    await session.accept_json(document)
+
+
+class _PartCollector:
+    """Turns the parser's callbacks into a queue of (kind, name, bytes) events for async handling."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, bytes]] = []
+        self._header_field = b""
+        self._header_value = b""
+        self._name = ""
+        self._text = bytearray()
+        self.names_seen = 0
+        self.ended = False
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._add_header_field(data[start:end]),
+            "on_header_value": lambda data, start, end: self._add_header_value(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_part_data": lambda data, start, end: self._data(data[start:end]),
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._name = ""
+        self._text = bytearray()
+
+    def _add_header_field(self, data: bytes) -> None:
+        self._header_field += data
+
+    def _add_header_value(self, data: bytes) -> None:
+        self._header_value += data
+
+    def _header_end(self) -> None:
+        if self._header_field.lower() == b"content-disposition":
+            _, options = parse_options_header(self._header_value)
+            self._name = options.get(b"name", b"").decode("utf-8", "replace")
+            self.names_seen += 1
+        self._header_field = b""
+        self._header_value = b""
+
+    def _data(self, data: bytes) -> None:
+        if self._name == CONTENT_FIELD:
+            self.events.append(("content", CONTENT_FIELD, bytes(data)))
+            return
+        self._text.extend(data)
+        if len(self._text) > TEXT_FIELD_LIMIT:
+            raise StoreError("invalid_request", f"The field {self._name!r} is longer than {TEXT_FIELD_LIMIT} bytes.")
+
+    def _part_end(self) -> None:
+        if self._name == CONTENT_FIELD:
+            self.events.append(("content_end", CONTENT_FIELD, b""))
+        else:
+            self.events.append(("field", self._name, bytes(self._text)))
+
+    def _end(self) -> None:
+        self.ended = True
+
+
+async def _feed_multipart(request: Request, session: UploadSession) -> None:
+    _, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise StoreError("invalid_request", "The multipart Content-Type has no boundary.")
+    collector = _PartCollector()
+    parser = MultipartParser(boundary, collector.callbacks())
+    content_parts = 0
+    async for chunk in request.stream():
+        try:
+            parser.write(chunk)
+        except StoreError:
+            raise
+        except Exception as exc:  # the parser raises its own exception types on malformed input
+            raise StoreError("invalid_request", "The multipart body is malformed.") from exc
+        events, collector.events = collector.events, []
+        for kind, name, data in events:
+            if kind == "content":
+                await session.write(data)
+            elif kind == "content_end":
+                content_parts += 1
+                if content_parts > 1:
+                    raise StoreError("invalid_request", "Send exactly one part named 'content'.")
+            else:
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise StoreError("invalid_request", f"The field {name!r} is not valid UTF-8.") from None
+                session.add_form_field(name, text)
+    if not collector.ended:
+        raise StoreError("invalid_request", "The multipart body ended before its closing boundary.")
+    if content_parts == 0:
+        raise StoreError("invalid_request", "The content part is required (a file part named 'content').")

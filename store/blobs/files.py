@@ -1,0 +1,147 @@
+"""Blobs as files under one directory: ``<root>/<account>/<output>``, written via ``<root>/.partial``.
+
+A write goes to a partial file and is renamed into place on commit, so a reader never sees half a
+blob and a crash leaves only a partial file that :meth:`FileBlobStore.delete` also removes. Small
+blobs are buffered and written in one worker-thread hop; larger ones spill to the partial file in
+1 MiB batches, so memory stays bounded whatever the size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+
+from store.blobs.base import CHUNK_BYTES
+from store.errors import StoreError, service_unavailable
+
+SPILL_BYTES = 1024 * 1024
+PARTIAL_DIR = ".partial"
+
+
+class FileBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / PARTIAL_DIR).mkdir(parents=True, exist_ok=True)
+
+    def _final(self, key: str) -> Path:
+        return self.root / key
+
+    def _partial(self, key: str) -> Path:
+        return self.root / PARTIAL_DIR / key.replace("/", "__")
+
+    async def writer(self, key: str, content_type: str) -> FileBlobWriter:
+        return FileBlobWriter(self._partial(key), self._final(key))
+
+    async def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        path = self._final(key)
+        remaining = length
+        try:
+            handle: BinaryIO = await anyio.to_thread.run_sync(path.open, "rb")
+        except FileNotFoundError as exc:
+            raise StoreError("server_error", "The stored content of this output is missing.") from exc
+        except OSError as exc:
+            raise service_unavailable("blob store") from exc
+        try:
+            if start:
+                handle.seek(start)
+            while remaining is None or remaining > 0:
+                size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
+                chunk = await anyio.to_thread.run_sync(handle.read, size)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
+
+    async def delete(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self.delete_sync, key)
+
+    def delete_sync(self, key: str) -> None:
+        try:
+            for path in (self._final(key), self._partial(key)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        except OSError as exc:
+            raise service_unavailable("blob store") from exc
+
+    async def exists(self, key: str) -> bool:
+        return await anyio.to_thread.run_sync(self._final(key).is_file)
+
+    def keys(self) -> Iterator[str]:
+        for account_dir in sorted(self.root.iterdir()):
+            if account_dir.name == PARTIAL_DIR or not account_dir.is_dir():
+                continue
+            for blob in sorted(account_dir.iterdir()):
+                yield f"{account_dir.name}/{blob.name}"
+
+    def partial_keys(self) -> Iterator[str]:
+        for path in (self.root / PARTIAL_DIR).iterdir():
+            yield path.name.replace("__", "/")
+
+    async def ping(self) -> None:
+        ok = await anyio.to_thread.run_sync(os.access, self.root, os.W_OK)
+        if not ok:
+            raise service_unavailable("blob store")
+
+    def close(self) -> None:
+        return None
+
+
+class FileBlobWriter:
+    def __init__(self, partial: Path, final: Path) -> None:
+        self._partial = partial
+        self._final = final
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._handle: BinaryIO | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        self._buffer.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= SPILL_BYTES:
+            await self._spill()
+
+    async def _spill(self) -> None:
+        data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
+        try:
+            await anyio.to_thread.run_sync(self._append, data)
+        except OSError as exc:
+            raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
+
+    def _append(self, data: bytes) -> None:
+        if self._handle is None:
+            self._handle = self._partial.open("wb")
+        self._handle.write(data)
+
+    async def commit(self) -> None:
+        data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
+        try:
+            await anyio.to_thread.run_sync(self._commit_sync, data)
+        except OSError as exc:
+            raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
+
+    def _commit_sync(self, data: bytes) -> None:
+        self._append(data)
+        assert self._handle is not None
+        self._handle.close()
+        self._handle = None
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._partial, self._final)
+
+    async def abort(self) -> None:
+        await anyio.to_thread.run_sync(self._abort_sync)
+
+    def _abort_sync(self) -> None:
+        self._buffer, self._buffered = [], 0
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        with contextlib.suppress(FileNotFoundError):
+            self._partial.unlink()

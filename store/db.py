@@ -1,0 +1,303 @@
+"""Database access: one small door over the raw drivers (sqlite3, psycopg 3), plus schema migrations.
+
+Why raw drivers and not an ORM at run time: the calibration in DESIGN.md shows a primary-key
+lookup through SQLAlchemy Core costs ~10x the raw driver on this hardware, and the hot path of
+this service is exactly such lookups. SQL is written once, with ``?`` placeholders, in the
+subset both SQLite (>= 3.35) and PostgreSQL accept; :class:`Tx` rewrites placeholders for psycopg.
+Alembic (through SQLAlchemy) owns the schema, and only migrations use SQLAlchemy.
+
+Concurrency model:
+
+* SQLite: reads run inline on the event loop on one connection (WAL: readers never wait for the
+  writer, and a lookup costs tens of microseconds); writes run in a worker thread, one at a time,
+  each in ``BEGIN IMMEDIATE`` so the whole transaction holds the write lock from its first
+  statement. Other processes on the same file serialise through the same lock.
+* PostgreSQL: every unit of work takes a connection from a pool in a worker thread; writes that
+  charge an account lock its row with ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`).
+
+Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from store.errors import StoreError, service_unavailable
+
+T = TypeVar("T")
+Row = dict[str, Any]
+Params = Sequence[Any]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class Tx(Protocol):
+    """One transaction (or one read) on one connection."""
+
+    dialect: str
+
+    def one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        ...
+
+    def lock_account(self, account_id: str) -> Row | None:
+        """The account row, locked against other writers until the transaction ends."""
+        ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    async def read(self, work: Callable[[Tx], T]) -> T: ...
+
+    async def write(self, work: Callable[[Tx], T]) -> T: ...
+
+    def write_sync(self, work: Callable[[Tx], T]) -> T: ...
+
+    def read_sync(self, work: Callable[[Tx], T]) -> T: ...
+
+    async def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+ACCOUNT_COLUMNS = (
+    "id, key_hash, email, plan_tier, free_remaining, credits_remaining, storage_used_bytes, storage_limit_bytes, "
+    "created_at"
+)
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        cursor = self._connection.execute(sql, params)
+        row = cursor.fetchone()
+        return None if row is None else _sqlite_row(cursor, row)
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        cursor = self._connection.execute(sql, params)
+        return [_sqlite_row(cursor, row) for row in cursor.fetchall()]
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._connection.execute(sql, params).rowcount
+
+    def lock_account(self, account_id: str) -> Row | None:
+        # BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
+        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
+
+
+def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {description[0]: value for description, value in zip(cursor.description, row, strict=True)}
+
+
+def _open_sqlite(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
+
+
+class SqliteDatabase:
+    """SQLite file database: inline reads on the loop, one writer thread (see module docstring)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._reader = _open_sqlite(path)
+        self._writer = _open_sqlite(path)
+        self._write_lock = threading.Lock()
+        self._write_limiter = anyio.CapacityLimiter(1)
+
+    async def read(self, work: Callable[[Tx], T]) -> T:
+        return self.read_sync(work)
+
+    def read_sync(self, work: Callable[[Tx], T]) -> T:
+        with _translate_sqlite_errors():
+            return work(_SqliteTx(self._reader))
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._write_limiter)
+
+    def write_sync(self, work: Callable[[Tx], T]) -> T:
+        with self._write_lock, _translate_sqlite_errors():
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(_SqliteTx(self._writer))
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+            return result
+
+    async def ping(self) -> None:
+        await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+@contextlib.contextmanager
+def _translate_sqlite_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "unable to open" in str(exc) or "disk I/O" in str(exc):
+            raise service_unavailable("database") from exc
+        raise
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _psycopg_sql(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _PostgresTx:
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
+        row: Row | None = cursor.fetchone()
+        return row
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
+        rows: list[Row] = cursor.fetchall()
+        return rows
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
+        count: int = cursor.rowcount
+        return count
+
+    def lock_account(self, account_id: str) -> Row | None:
+        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
+
+
+class PostgresDatabase:
+    """PostgreSQL through a psycopg 3 connection pool; all work runs in worker threads."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool_size: int) -> None:
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self._pool = ConnectionPool(
+            conninfo=url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row, "connect_timeout": 5},
+            timeout=10.0,
+            open=False,
+            reconnect_timeout=0,
+        )
+        self._pool.open(wait=False)
+        self._limiter = anyio.CapacityLimiter(pool_size)
+
+    async def read(self, work: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.read_sync, work, limiter=self._limiter)
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+
+    def read_sync(self, work: Callable[[Tx], T]) -> T:
+        return self.write_sync(work)
+
+    def write_sync(self, work: Callable[[Tx], T]) -> T:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                return work(_PostgresTx(connection))
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise service_unavailable("database") from exc
+
+    async def ping(self) -> None:
+        await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+# --- construction and migrations ---------------------------------------------------------------
+
+
+def sqlite_path(url: str) -> str:
+    return url.removeprefix("sqlite:///") if url != "sqlite://" else ":memory:"
+
+
+def postgres_conninfo(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def open_database(url: str, pool_size: int = 10) -> Database:
+    if url.startswith("sqlite"):
+        return SqliteDatabase(sqlite_path(url))
+    return PostgresDatabase(postgres_conninfo(url), pool_size)
+
+
+def sqlalchemy_url(url: str) -> str:
+    if url.startswith("sqlite"):
+        return url
+    return "postgresql+psycopg://" + postgres_conninfo(url).removeprefix("postgresql://")
+
+
+def migrate(url: str) -> None:
+    """Bring the schema up to date (idempotent, safe to call from several processes at once)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    try:
+        command.upgrade(config, "head")
+    except Exception as exc:  # alembic surfaces driver errors untyped; keep the cause chained
+        if _is_connection_failure(exc):
+            raise StoreError("service_unavailable", "The database is unreachable; the schema was not migrated.") from exc
+        raise
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)

@@ -1,0 +1,206 @@
+"""Wire models: the request shapes the server validates with, and the response shapes it documents.
+
+The request models here *are* the validators (``CreateOutput`` for JSON uploads, ``OutputFields``
+for the text fields of a multipart upload or an MCP call), and the OpenAPI document is generated
+from these same classes, so the published schema cannot drift from what the server accepts.
+Response models describe what :mod:`store.views` renders; a test validates real responses
+against them.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+CUSTOM_MAX_BYTES = 4096
+CUSTOM_MAX_DEPTH = 3
+CUSTOM_MAX_KEYS = 50
+
+MetadataText = Annotated[str, StringConstraints(max_length=100)]
+Tag = Annotated[str, StringConstraints(max_length=50)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Metadata(_Strict):
+    """Agent-provided metadata; only these keys are accepted."""
+
+    agentId: MetadataText | None = None
+    jobId: MetadataText | None = None
+    sourceSystem: MetadataText | None = None
+    tags: Annotated[list[Tag], Field(max_length=10)] | None = None
+    custom: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            f"Free-form object: at most {CUSTOM_MAX_BYTES} bytes as compact JSON, "
+            f"nesting depth at most {CUSTOM_MAX_DEPTH}, at most {CUSTOM_MAX_KEYS} keys in all."
+        ),
+    )
+
+    @field_validator("custom")
+    @classmethod
+    def _bounded_custom(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(encoded) > CUSTOM_MAX_BYTES:
+            raise ValueError(f"custom is {len(encoded)} bytes as compact JSON; the limit is {CUSTOM_MAX_BYTES}")
+        depth, keys = _shape(value)
+        if depth > CUSTOM_MAX_DEPTH:
+            raise ValueError(f"custom is nested {depth} levels deep; the limit is {CUSTOM_MAX_DEPTH}")
+        if keys > CUSTOM_MAX_KEYS:
+            raise ValueError(f"custom has {keys} keys in all; the limit is {CUSTOM_MAX_KEYS}")
+        return value
+
+
+def _shape(value: Any) -> tuple[int, int]:
+    """(nesting depth of objects and arrays, number of object keys at every level)."""
+    if isinstance(value, dict):
+        inner = [_shape(v) for v in value.values()]
+        return 1 + max((d for d, _ in inner), default=0), len(value) + sum(k for _, k in inner)
+    if isinstance(value, list):
+        inner = [_shape(v) for v in value]
+        return 1 + max((d for d, _ in inner), default=0), sum(k for _, k in inner)
+    return 0, 0
+
+
+class OutputFields(_Strict):
+    """Everything about an upload except its bytes."""
+
+    mimeType: str = Field(max_length=100, description="One of the supported MIME types; parameters are ignored.")
+    label: str | None = Field(default=None, max_length=200, description="Human-readable name, used as filename.")
+    expiresAt: str | None = Field(
+        default=None,
+        description="ISO 8601 date-time with a zone, in the future, at most the maximum TTL away.",
+        json_schema_extra={"format": "date-time"},
+    )
+    public: bool = Field(default=False, description="Serve the bytes at a public URL without a key.")
+    metadata: Metadata | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _printable_label(cls, value: str | None) -> str | None:
+        if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+            raise ValueError("label must not contain control characters")
+        return value
+
+
+class CreateOutput(OutputFields):
+    """A JSON upload: the fields plus the content as base64 (whole body at most 1 MiB)."""
+
+    content: str = Field(min_length=1, description="The artifact's bytes, base64-encoded.")
+
+
+class RegisterKey(_Strict):
+    email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
+        default=None, description="Optional contact address; not verified."
+    )
+
+
+class CreateShareLink(_Strict):
+    expiresInSeconds: int | None = Field(
+        default=None, ge=60, description="Lifetime of the link; capped at the output's own expiry."
+    )
+
+
+class Checkout(_Strict):
+    packId: Literal["basic", "pro", "agency"]
+
+
+# --- responses (documentation and response tests) ---------------------------------------------
+
+
+class NextAction(BaseModel):
+    action: str
+    available: bool
+    recommended: bool
+    description: str | None = None
+    method: str | None = None
+    endpoint: str | None = None
+    retry_after_seconds: int | None = None
+    reason: str | None = None
+    required_body_changes: dict[str, Any] | None = None
+
+
+class AgentContract(BaseModel):
+    version: Literal["1"]
+    content_accessible: bool
+    safe_to_share: bool
+    retryable: bool
+    expires_in_seconds: int | None
+    next_actions: list[NextAction]
+
+
+class ErrorEnvelope(BaseModel):
+    error: str
+    message: str
+    request_id: str
+    agent_contract: AgentContract
+
+
+class OutputResource(BaseModel):
+    outputId: str
+    status: Literal["ready", "failed", "expired", "deleted"]
+    label: str | None
+    mimeType: str
+    sizeBytes: int
+    sha256: str | None
+    createdAt: str
+    expiresAt: str
+    publicUrl: str | None
+    contentUrl: str | None
+    metadata: dict[str, Any]
+    deletedAt: str | None = None
+    agent_contract: AgentContract
+
+
+class OutputListItem(BaseModel):
+    outputId: str
+    status: str
+    label: str | None
+    mimeType: str
+    sizeBytes: int
+    sha256: str | None
+    createdAt: str
+    expiresAt: str
+    publicUrl: str | None
+    contentUrl: str | None
+    metadata: dict[str, Any]
+    deletedAt: str | None = None
+
+
+class PageInfo(BaseModel):
+    nextCursor: str | None
+    hasMore: bool
+
+
+class OutputList(BaseModel):
+    outputs: list[OutputListItem]
+    pageInfo: PageInfo
+    agent_contract: AgentContract
+
+
+class Registered(BaseModel):
+    apiKey: str
+    accountId: str
+    agent_contract: AgentContract
+
+
+class Balance(BaseModel):
+    planTier: str
+    freeRemaining: int
+    creditsRemaining: int
+    storageUsedBytes: int
+    storageLimitBytes: int
+    agent_contract: AgentContract
+
+
+class ShareLink(BaseModel):
+    shareUrl: str
+    shareExpiresAt: str
+    agent_contract: AgentContract

@@ -1,0 +1,201 @@
+"""Settings: every knob of the server, read once from the environment into one frozen object.
+
+Nothing else in the project reads ``os.environ``. The entry point calls :meth:`Settings.from_env`,
+and everything else receives the object (or values from it) as an argument. A bad value raises
+:class:`SettingsError` whose message is one line naming the variable, so start-up can print it
+and stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "OUTPUTLAYER_"
+GLOBAL_CEILING_BYTES = 52_428_800
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Requests allowed per rolling window, by route family (SPEC section 8)."""
+
+    uploads_per_hour: int = 60
+    reads_per_hour: int = 2000
+    deletes_per_hour: int = 200
+    credits_per_hour: int = 60
+    registrations_per_hour: int = 10
+    discovery_per_minute: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The validated configuration of one server process (SPEC section 9)."""
+
+    data_dir: Path = Path("./outputlayer-data")
+    database_url: str = ""
+    blob_url: str = ""
+    base_url: str = ""
+    public_base_url: str = ""
+    free_uploads: int = 5
+    storage_limit_bytes: int = 262_144_000
+    max_upload_bytes: int = 26_214_400
+    default_ttl_seconds: int = 604_800
+    max_ttl_seconds: int = 2_592_000
+    plan_enforcement: bool = False
+    rate_limits_enabled: bool = True
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    sweep_interval_seconds: int = 60
+    db_pool_size: int = 10
+    paypal_base_url: str = ""
+    paypal_client_id: str = ""
+    paypal_client_secret: str = ""
+    paypal_webhook_id: str = ""
+    api_key: str = ""
+    mcp_roots: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        data_dir = self.data_dir.resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'outputlayer.db'}")
+        if not self.blob_url:
+            object.__setattr__(self, "blob_url", f"file://{data_dir / 'blobs'}")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        object.__setattr__(self, "public_base_url", self.public_base_url.rstrip("/"))
+        _check_positive("MAX_UPLOAD_BYTES", self.max_upload_bytes)
+        if self.max_upload_bytes > GLOBAL_CEILING_BYTES:
+            raise SettingsError(
+                f"{PREFIX}MAX_UPLOAD_BYTES: {self.max_upload_bytes} is above the {GLOBAL_CEILING_BYTES}-byte ceiling"
+            )
+        _check_positive("DEFAULT_TTL_SECONDS", self.default_ttl_seconds)
+        _check_positive("MAX_TTL_SECONDS", self.max_ttl_seconds)
+        if self.default_ttl_seconds > self.max_ttl_seconds:
+            raise SettingsError(f"{PREFIX}DEFAULT_TTL_SECONDS: must not exceed OUTPUTLAYER_MAX_TTL_SECONDS")
+        _check_positive("SWEEP_INTERVAL_SECONDS", self.sweep_interval_seconds)
+        _check_positive("DB_POOL_SIZE", self.db_pool_size)
+        if self.free_uploads < 0:
+            raise SettingsError(f"{PREFIX}FREE_UPLOADS: must be 0 or more")
+        if self.storage_limit_bytes < 0:
+            raise SettingsError(f"{PREFIX}STORAGE_LIMIT_BYTES: must be 0 or more")
+        scheme = self.database_url.split(":", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise SettingsError(f"{PREFIX}DATABASE_URL: must start with sqlite:/// or postgresql://")
+        if not self.blob_url.startswith(("file://", "s3://")):
+            raise SettingsError(f"{PREFIX}BLOB_URL: must start with file:// or s3://")
+        for name in ("base_url", "public_base_url", "paypal_base_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                raise SettingsError(f"{PREFIX}{name.upper()}: must be an absolute http(s) URL, got {value!r}")
+
+    @property
+    def billing_enabled(self) -> bool:
+        return bool(self.paypal_client_id and self.paypal_client_secret)
+
+    def with_base_url(self, base_url: str) -> Settings:
+        """Fill in the base URL the server is reached at, when no explicit one was configured."""
+        if self.base_url:
+            return self
+        return dataclasses.replace(self, base_url=base_url)
+
+    @property
+    def effective_public_base_url(self) -> str:
+        return self.public_base_url or f"{self.base_url}/public"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``OUTPUTLAYER_*`` variables; unknown variables are ignored."""
+        values: dict[str, Any] = {}
+        rates: dict[str, int] = {}
+        for name, value in environ.items():
+            if not name.startswith(PREFIX):
+                continue
+            key = name[len(PREFIX) :].lower()
+            if key.startswith("rate_") and key != "rate_limits":
+                rate_name = key[len("rate_") :]
+                if rate_name not in RateLimits.__dataclass_fields__:
+                    raise SettingsError(f"{name}: unknown rate limit (known: {', '.join(_rate_names())})")
+                rates[rate_name] = _parse_int(name, value, minimum=1)
+            elif key in _PARSERS:
+                field_name, parser = _PARSERS[key]
+                values[field_name] = parser(name, value)
+        if rates:
+            values["rate_limits"] = RateLimits(**rates)
+        return cls(**values)
+
+
+def _rate_names() -> list[str]:
+    return ["OUTPUTLAYER_RATE_" + n.upper() for n in RateLimits.__dataclass_fields__]
+
+
+def _check_positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise SettingsError(f"{PREFIX}{name}: must be a positive integer, got {value}")
+
+
+def _parse_int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _parse_switch(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}: must be 'on' or 'off', got {value!r}")
+
+
+def _parse_text(name: str, value: str) -> str:
+    return value.strip()
+
+
+def _parse_path(name: str, value: str) -> Path:
+    if not value.strip():
+        raise SettingsError(f"{name}: must not be empty")
+    return Path(value.strip()).expanduser()
+
+
+def _parse_roots(name: str, value: str) -> tuple[Path, ...]:
+    parts = [p for p in value.split(":") if p.strip()]
+    return tuple(Path(p.strip()).expanduser().resolve() for p in parts)
+
+
+def _int_field(field_name: str) -> tuple[str, Any]:
+    return field_name, _parse_int
+
+
+_PARSERS: dict[str, tuple[str, Any]] = {
+    "data_dir": ("data_dir", _parse_path),
+    "database_url": ("database_url", _parse_text),
+    "blob_url": ("blob_url", _parse_text),
+    "base_url": ("base_url", _parse_text),
+    "public_base_url": ("public_base_url", _parse_text),
+    "free_uploads": _int_field("free_uploads"),
+    "storage_limit_bytes": _int_field("storage_limit_bytes"),
+    "max_upload_bytes": _int_field("max_upload_bytes"),
+    "default_ttl_seconds": _int_field("default_ttl_seconds"),
+    "max_ttl_seconds": _int_field("max_ttl_seconds"),
+    "sweep_interval_seconds": _int_field("sweep_interval_seconds"),
+    "db_pool_size": _int_field("db_pool_size"),
+    "plan_enforcement": ("plan_enforcement", _parse_switch),
+    "rate_limits": ("rate_limits_enabled", _parse_switch),
+    "paypal_base_url": ("paypal_base_url", _parse_text),
+    "paypal_client_id": ("paypal_client_id", _parse_text),
+    "paypal_client_secret": ("paypal_client_secret", _parse_text),
+    "paypal_webhook_id": ("paypal_webhook_id", _parse_text),
+    "api_key": ("api_key", _parse_text),
+    "mcp_roots": ("mcp_roots", _parse_roots),
+}
