@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from rest.endpoint import Call, decorate, refuse_key_in_query
 from rest.errors import error_response
@@ -25,15 +25,6 @@ from rest.routes.public import public_routes
 from store import ArtifactService, Settings, StoreError, open_service
 
 log = logging.getLogger("outputlayer.rest")
-
-
-async def paypal_webhook(request: Request) -> Response:
-    service: ArtifactService = request.state.service
-    call = Call(request, service, service.ids.new("req"))
-    error = StoreError("billing_disabled", "Billing is not enabled on this server.")
-    response = error_response(error, request, call.request_id)
-    decorate(response, call)
-    return response
 
 
 def create_app(settings: Settings, *, service: ArtifactService | None = None, sweeper: bool = True) -> Starlette:
@@ -59,7 +50,6 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
         *account_routes(),
         *public_routes(),
         *discovery_routes(),
-        Route("/webhooks/paypal", paypal_webhook, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

@@ -63,14 +63,14 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def content_response(call: Call, content: Content, *, public: bool, cache: str = "private, no-store") -> Response:
+async def content_response(call: Call, content: Content, *, public: bool) -> Response:
     if content.redirect is not None:
         return RedirectResponse(content.redirect, status_code=302)
     etag = f'"{content.sha256}"'
     headers = {
         "ETag": etag,
         "Content-Disposition": content_disposition(content.label),
-        "Cache-Control": cache,
+        "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",
         "Content-Type": content.mime_type,
@@ -82,10 +82,10 @@ def content_response(call: Call, content: Content, *, public: bool, cache: str =
     byte_range = parse_range(call.request.headers.get("range"), content.size_bytes)
     if byte_range is None:
         headers["Content-Length"] = str(content.size_bytes)
-        body = call.service.stream(content)
+        body = await call.service.stream(content)
         return StreamingResponse(body, headers=headers)
     start, length = byte_range
     headers["Content-Length"] = str(length)
     headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{content.size_bytes}"
-    body = call.service.stream(content, start, length)
+    body = await call.service.stream(content, start, length)
     return StreamingResponse(body, status_code=206, headers=headers)

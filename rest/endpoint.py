@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from rest.errors import error_response, unexpected_error
 from store import Account, ArtifactService, RateLimited, RateState, StoreError
@@ -52,6 +53,16 @@ def refuse_key_in_query(request: Request) -> None:
                 "invalid_request",
                 "API keys must not be sent in the query string; use the Authorization: Bearer header.",
             )
+
+
+def route(path: str, **by_method: Callable[[Request], Awaitable[Response]]) -> Route:
+    """One route for every method of a path, so a wrong method's 405 lists them all in ``Allow``."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    return Route(path, dispatch, methods=list(by_method))
 
 
 def endpoint(

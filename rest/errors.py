@@ -21,7 +21,7 @@ def error_response(error: StoreError, request: Request, request_id: str) -> JSON
         "agent_contract": error_contract(
             error.code,
             method=request.method,
-            path=request.url.path,
+            path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             retry_after=error.retry_after,
             retryable=error.retryable,
         ),

@@ -107,7 +107,7 @@ async def _feed_multipart(request: Request, session: UploadSession) -> None:
     if not boundary:
         raise StoreError("invalid_request", "The multipart Content-Type has no boundary.")
     collector = _PartCollector()
-    parser = MultipartParser(boundary, collector.callbacks())
+    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     content_parts = 0
     async for chunk in request.stream():
         try:

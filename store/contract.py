@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 Action = dict[str, Any]
 Contract = dict[str, Any]
@@ -150,15 +151,17 @@ def output_contract(
     return contract([create_new_output(description)])
 
 
-def list_contract(next_cursor: str | None, limit: int) -> Contract:
+def list_contract(next_cursor: str | None, limit: int, filters: dict[str, str] | None = None) -> Contract:
+    """The listing's contract; the next-page endpoint keeps the filters of the listing."""
     if next_cursor is not None:
+        query = urlencode({"limit": limit, **(filters or {}), "cursor": next_cursor})
         return contract(
             [
                 action(
                     "list_outputs",
                     "Fetch the next page of outputs.",
                     "GET",
-                    f"/v1/outputs?limit={limit}&cursor={next_cursor}",
+                    f"/v1/outputs?{query}",
                 ),
                 create_new_output(),
             ]
@@ -178,9 +181,7 @@ def balance_contract(free_remaining: int, credits_remaining: int) -> Contract:
 
 def purchase_contract(purchase_id: str, status: str) -> Contract:
     if status == "confirmed":
-        return contract(
-            [check_capabilities("Credits have been added to your account. You may now create outputs.")]
-        )
+        return contract([check_capabilities("Credits have been added to your account. You may now create outputs.")])
     if status == "pending":
         return contract(
             [
@@ -278,6 +279,7 @@ _OUTPUT_ITEM = re.compile(r"^/v1/outputs/(?P<id>[^/]+)$")
 
 def _right_method_action(path: str) -> Action:
     """For a known path called with the wrong method, the action that uses it correctly."""
+    path = path.split("?", 1)[0]
     if path == "/v1/keys/register":
         return register_key()
     if path == "/v1/outputs":

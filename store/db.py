@@ -293,7 +293,9 @@ def migrate(url: str) -> None:
         command.upgrade(config, "head")
     except Exception as exc:  # alembic surfaces driver errors untyped; keep the cause chained
         if _is_connection_failure(exc):
-            raise StoreError("service_unavailable", "The database is unreachable; the schema was not migrated.") from exc
+            raise StoreError(
+                "service_unavailable", "The database is unreachable; the schema was not migrated."
+            ) from exc
         raise
 
 

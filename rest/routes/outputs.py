@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.content import content_response
-from rest.endpoint import Call, endpoint, read_json
+from rest.endpoint import Call, endpoint, read_json, route
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
 from store import StoreError
@@ -67,7 +67,7 @@ async def get_output(call: Call) -> Response:
 
 async def get_content(call: Call) -> Response:
     content = await call.service.open_content(call.owner, call.request.path_params["output_id"])
-    return content_response(call, content, public=False)
+    return await content_response(call, content, public=False)
 
 
 async def delete_output(call: Call) -> Response:
@@ -92,10 +92,12 @@ async def share_output(call: Call) -> Response:
 
 def output_routes() -> list[Route]:
     return [
-        Route("/v1/outputs", endpoint(create_output), methods=["POST"]),
-        Route("/v1/outputs", endpoint(list_outputs, family="reads"), methods=["GET"]),
-        Route("/v1/outputs/{output_id}", endpoint(get_output, family="reads"), methods=["GET"]),
-        Route("/v1/outputs/{output_id}", endpoint(delete_output, family="deletes"), methods=["DELETE"]),
-        Route("/v1/outputs/{output_id}/content", endpoint(get_content, family="reads"), methods=["GET"]),
-        Route("/v1/outputs/{output_id}/share", endpoint(share_output, family="reads"), methods=["POST"]),
+        route("/v1/outputs", POST=endpoint(create_output), GET=endpoint(list_outputs, family="reads")),
+        route(
+            "/v1/outputs/{output_id}",
+            GET=endpoint(get_output, family="reads"),
+            DELETE=endpoint(delete_output, family="deletes"),
+        ),
+        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family="reads")),
+        route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family="reads")),
     ]

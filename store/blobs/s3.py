@@ -1,0 +1,307 @@
+"""Blobs in any S3-compatible object store (MinIO, Cloudflare R2, SeaweedFS, AWS) through the ``minio`` SDK.
+
+The SDK is synchronous, so every call runs in a worker thread. A small blob (under one 5 MiB part)
+is buffered and sent with one PUT on commit. A larger one is streamed: a background thread runs
+``put_object(length=-1)``, a multipart upload that reads parts from a bounded queue the request
+fills, so memory stays near one part whatever the size. An upload aborted mid-way raises inside
+that reader, which makes the SDK abort the multipart upload; nothing becomes visible under the key
+until the upload completes. Timeouts are short and retries few, so a dead backend gives a quick
+``service_unavailable`` / ``upload_failed`` instead of a hung request.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import anyio.to_thread
+
+from store.blobs.base import CHUNK_BYTES
+from store.errors import StoreError, service_unavailable
+
+PART_BYTES = 5 * 1024 * 1024
+PIPE_DEPTH = 16
+_EOF = b""
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    secure: bool
+    region: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.hostname or not parts.path.strip("/"):
+            raise ValueError("expected s3://ACCESS:SECRET@host:port/bucket")
+        query = parse_qs(parts.query)
+        secure = query.get("secure", ["true"])[0].lower() not in ("false", "0", "no")
+        endpoint = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return cls(
+            endpoint=endpoint,
+            access_key=unquote(parts.username or ""),
+            secret_key=unquote(parts.password or ""),
+            bucket=parts.path.strip("/"),
+            secure=secure,
+            region=query.get("region", [None])[0],
+        )
+
+
+def _http_client() -> Any:
+    import urllib3
+
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=3.0, read=30.0),
+        maxsize=32,
+        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+
+
+def _unavailable(exc: Exception) -> StoreError:
+    error = service_unavailable("blob store")
+    error.__cause__ = exc
+    return error
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    import urllib3.exceptions
+    from minio.error import MinioException
+
+    return (OSError, urllib3.exceptions.HTTPError, MinioException)
+
+
+class S3BlobStore:
+    def __init__(self, location: S3Location) -> None:
+        from minio import Minio
+
+        self.location = location
+        self.bucket = location.bucket
+        self.client = Minio(
+            location.endpoint,
+            access_key=location.access_key,
+            secret_key=location.secret_key,
+            secure=location.secure,
+            region=location.region,
+            http_client=_http_client(),
+        )
+        self._errors = _transient_errors()
+
+    @classmethod
+    def from_url(cls, url: str) -> S3BlobStore:
+        store = cls(S3Location.parse(url))
+        store.ensure_bucket()
+        return store
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it is missing; a refusal stops start-up with a clear message."""
+        try:
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket, location=self.location.region)
+        except self._errors as exc:
+            raise StoreError(
+                "service_unavailable",
+                f"The S3 bucket {self.bucket!r} at {self.location.endpoint} is not reachable or cannot be "
+                f"created ({type(exc).__name__}).",
+            ) from exc
+
+    async def writer(self, key: str, content_type: str) -> S3BlobWriter:
+        return S3BlobWriter(self, key, content_type)
+
+    async def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        try:
+            response = await anyio.to_thread.run_sync(self._get, key, start, length)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+        try:
+            while True:
+                try:
+                    chunk = await anyio.to_thread.run_sync(response.read, CHUNK_BYTES)
+                except self._errors as exc:
+                    raise _unavailable(exc) from exc
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    def _get(self, key: str, start: int, length: int | None) -> Any:
+        if length is None:
+            return self.client.get_object(self.bucket, key, offset=start)
+        return self.client.get_object(self.bucket, key, offset=start, length=length)
+
+    async def delete(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self.delete_sync, key)
+
+    def delete_sync(self, key: str) -> None:
+        try:
+            self.client.remove_object(self.bucket, key)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+
+    async def exists(self, key: str) -> bool:
+        return await anyio.to_thread.run_sync(self._exists, key)
+
+    def _exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                return False
+            raise _unavailable(exc) from exc
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+        return True
+
+    def keys(self) -> Iterator[str]:
+        try:
+            for item in self.client.list_objects(self.bucket, recursive=True):
+                if item.object_name is not None:
+                    yield item.object_name
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+
+    async def ping(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.client.bucket_exists, self.bucket)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+
+    def close(self) -> None:
+        return None
+
+
+class _Pipe(io.RawIOBase):
+    """A read side for ``put_object``: chunks from a bounded queue; an exception item aborts."""
+
+    def __init__(self) -> None:
+        self.items: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=PIPE_DEPTH)
+        self._pending = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._ended and (size < 0 or len(self._pending) < size):
+            item = self.items.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item == _EOF:
+                self._ended = True
+                break
+            self._pending += item
+        if size < 0:
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+class _UploadAborted(Exception):
+    pass
+
+
+class S3BlobWriter:
+    def __init__(self, store: S3BlobStore, key: str, content_type: str) -> None:
+        self._store = store
+        self._key = key
+        self._content_type = content_type
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._pipe: _Pipe | None = None
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        if self._pipe is None:
+            self._buffer.append(chunk)
+            self._buffered += len(chunk)
+            if self._buffered > PART_BYTES:
+                self._start_stream()
+            return
+        await self._send(chunk)
+
+    def _start_stream(self) -> None:
+        self._pipe = _Pipe()
+        pipe = self._pipe
+        first, self._buffer, self._buffered = b"".join(self._buffer), [], 0
+        pipe._pending = first
+
+        def run() -> None:
+            try:
+                self._store.client.put_object(
+                    self._store.bucket,
+                    self._key,
+                    pipe,
+                    length=-1,
+                    part_size=PART_BYTES,
+                    content_type=self._content_type,
+                )
+            except BaseException as exc:  # handed to the request task, which raises it there
+                self._failure = exc
+
+        self._thread = threading.Thread(target=run, name=f"s3-upload-{self._key}", daemon=True)
+        self._thread.start()
+
+    async def _send(self, item: bytes | BaseException) -> None:
+        assert self._pipe is not None and self._thread is not None
+        pipe, thread = self._pipe, self._thread
+
+        def put() -> None:
+            # Wait for room, but give up if the uploader died (it would never drain the queue).
+            while thread.is_alive():
+                try:
+                    pipe.items.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+        try:
+            pipe.items.put_nowait(item)
+        except queue.Full:
+            await anyio.to_thread.run_sync(put)
+        if self._failure is not None and not isinstance(item, BaseException):
+            raise StoreError("upload_failed", "The content could not be stored. Retry the same request.")
+
+    async def commit(self) -> None:
+        if self._pipe is None:
+            data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
+            try:
+                await anyio.to_thread.run_sync(self._put_small, data)
+            except self._store._errors as exc:
+                raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
+            return
+        await self._send(_EOF)
+        await self._join()
+        if self._failure is not None:
+            raise StoreError(
+                "upload_failed", "The content could not be stored. Retry the same request."
+            ) from self._failure
+
+    def _put_small(self, data: bytes) -> None:
+        self._store.client.put_object(
+            self._store.bucket, self._key, io.BytesIO(data), length=len(data), content_type=self._content_type
+        )
+
+    async def _join(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join)
+
+    async def abort(self) -> None:
+        self._buffer, self._buffered = [], 0
+        if self._pipe is not None and self._thread is not None and self._thread.is_alive():
+            await self._send(_UploadAborted("upload aborted"))
+            await self._join()

@@ -1,0 +1,643 @@
+"""Uploads through the store (SPEC sections 5, 6 and 7): charging, idempotency, and what failures leave behind."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from store import Account, ArtifactService, ManualClock, Settings, StoreError
+from store.clock import iso_ms
+from tests.factories import (
+    blob_files,
+    blob_path,
+    break_blob_commits,
+    count,
+    future_iso,
+    partial_files,
+    register,
+    rows,
+    upload,
+    upload_error,
+)
+
+MIB = 1024 * 1024
+
+
+def overrides(**values: Any) -> pytest.MarkDecorator:
+    """Run a test with these settings (the ``settings_overrides`` fixture, replaced by a parameter)."""
+    label = ",".join(f"{k}={v}" for k, v in values.items())
+    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
+
+
+def slots(service: ArtifactService, account: Account) -> list[dict[str, Any]]:
+    return rows(service, "SELECT key, state, output_id FROM idempotency_keys WHERE account_id = ?", (account.id,))
+
+
+def outputs(service: ArtifactService, account: Account) -> list[dict[str, Any]]:
+    return rows(service, "SELECT id, status, size_bytes FROM outputs WHERE account_id = ? ORDER BY id", (account.id,))
+
+
+async def assert_untouched(service: ArtifactService, settings: Settings, account: Account, key: str) -> None:
+    """Nothing of a refused upload remains: no charge, no blob, no partial, no row, no slot for its key."""
+    now = await service.account(account.id)
+    assert (now.free_remaining, now.credits_remaining, now.storage_used_bytes) == (
+        account.free_remaining,
+        account.credits_remaining,
+        account.storage_used_bytes,
+    )
+    assert [s for s in slots(service, account) if s["key"] == key] == []
+    assert partial_files(settings) == []
+    assert service.check().problems == []
+
+
+# --- success and charging ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_upload_stores_the_bytes_and_charges_one_free_unit(service: ArtifactService, settings: Settings) -> None:
+    """A new upload: one ready row, one blob with the exact bytes, one free unit and its size charged."""
+    account = await register(service)
+    assert (account.free_remaining, account.credits_remaining, account.storage_used_bytes) == (5, 0, 0)
+    content = b"col1,col2\n1,2\n"
+    result = await upload(service, account, "k1", content, mimeType="text/csv", label="data.csv")
+    body = result.body
+    assert result.replayed is False
+    assert body["status"] == "ready"
+    assert body["sizeBytes"] == len(content)
+    assert body["mimeType"] == "text/csv"
+    assert body["label"] == "data.csv"
+    assert body["outputId"].startswith("out_")
+    assert body["contentUrl"] == f"http://testserver/v1/outputs/{body['outputId']}/content"
+    assert body["publicUrl"] is None
+    assert (result.account.free_remaining, result.account.credits_remaining) == (4, 0)
+    assert result.account.storage_used_bytes == len(content)
+    stored = await service.account(account.id)
+    assert stored == result.account
+    assert blob_files(settings) == [blob_path(settings, account.id, body["outputId"])]
+    assert blob_path(settings, account.id, body["outputId"]).read_bytes() == content
+    assert [(o["id"], o["status"], o["size_bytes"]) for o in outputs(service, account)] == [
+        (body["outputId"], "ready", len(content))
+    ]
+    assert partial_files(settings) == []
+
+
+@pytest.mark.anyio
+async def test_free_units_are_spent_before_credits(service: ArtifactService) -> None:
+    """Five free uploads, then quota_exhausted; after a grant each upload spends one credit."""
+    account = await register(service)
+    balances = []
+    for n in range(5):
+        result = await upload(service, account, f"free-{n}", f"free {n}".encode())
+        balances.append((result.account.free_remaining, result.account.credits_remaining))
+    assert balances == [(4, 0), (3, 0), (2, 0), (1, 0), (0, 0)]
+    refused = await upload_error(service, account, "paid-0", b"paid 0")
+    assert refused.code == "quota_exhausted"
+    granted = service.grant(account.id, credits=2, storage_bytes=0)
+    assert (granted.free_remaining, granted.credits_remaining) == (0, 2)
+    first = await upload(service, account, "paid-0", b"paid 0")
+    second = await upload(service, account, "paid-1", b"paid 1")
+    assert (first.account.free_remaining, first.account.credits_remaining) == (0, 1)
+    assert (second.account.free_remaining, second.account.credits_remaining) == (0, 0)
+    assert (await upload_error(service, account, "paid-2")).code == "quota_exhausted"
+    assert count(service, "outputs", "account_id = ?", (account.id,)) == 7
+    assert service.check().problems == []
+
+
+@pytest.mark.anyio
+async def test_granted_credits_are_used_only_after_free_units(service: ArtifactService) -> None:
+    """With both free units and credits, the free ones go first."""
+    account = await register(service)
+    service.grant(account.id, credits=3, storage_bytes=0)
+    result = await upload(service, account, "k")
+    assert (result.account.free_remaining, result.account.credits_remaining) == (4, 3)
+
+
+@pytest.mark.anyio
+async def test_uploads_sum_their_sizes_into_storage_used(service: ArtifactService) -> None:
+    """storage_used_bytes is the sum of the stored sizes."""
+    account = await register(service)
+    sizes = [1, 10, 1000, 65_537]
+    for n, size in enumerate(sizes):
+        await upload(service, account, f"k{n}", b"x" * size)
+    assert (await service.account(account.id)).storage_used_bytes == sum(sizes)
+
+
+@pytest.mark.anyio
+async def test_large_upload_is_streamed_to_one_blob(service: ArtifactService, settings: Settings) -> None:
+    """A multi-MiB upload in many chunks ends as one blob with the exact bytes and size."""
+    account = await register(service)
+    chunk = bytes(range(256)) * 1024
+    session = await service.begin_upload(account, "big", content_length=None, wire="direct")
+    async with session:
+        session.set_fields({"mimeType": "application/octet-stream"})
+        for _ in range(12):
+            await session.write(chunk)
+        result = await session.finish()
+    assert result.body["sizeBytes"] == 12 * len(chunk)
+    (blob,) = blob_files(settings)
+    assert blob.read_bytes() == chunk * 12
+    assert partial_files(settings) == []
+
+
+# --- replay and conflict -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_replay_returns_the_same_output_without_charge_or_new_blob(
+    service: ArtifactService, settings: Settings
+) -> None:
+    """Same key, same request: same body, replayed, no second charge, row or blob."""
+    account = await register(service)
+    first = await upload(service, account, "k", b"payload", label="a")
+    for _ in range(3):
+        again = await upload(service, account, "k", b"payload", label="a")
+        assert again.replayed is True
+        assert again.body == first.body
+    after = await service.account(account.id)
+    assert (after.free_remaining, after.storage_used_bytes) == (4, len(b"payload"))
+    assert len(blob_files(settings)) == 1
+    assert len(outputs(service, account)) == 1
+    assert partial_files(settings) == []
+
+
+@pytest.mark.anyio
+async def test_replay_shows_the_current_representation(service: ArtifactService, clock: ManualClock) -> None:
+    """A replay later on reports the output as it is now (expires_in_seconds has moved on)."""
+    account = await register(service)
+    first = await upload(service, account, "k", expiresAt=future_iso(service, 1000))
+    clock.advance(400)
+    again = await upload(service, account, "k", expiresAt=first.body["expiresAt"])
+    assert again.replayed is True
+    assert again.body["outputId"] == first.body["outputId"]
+    assert again.body["agent_contract"]["expires_in_seconds"] == 600
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "changed"),
+    [
+        pytest.param(b"other bytes", {}, id="content"),
+        pytest.param(b"payload", {"mimeType": "application/json"}, id="mime-type"),
+        pytest.param(b"payload", {"label": "b"}, id="label"),
+        pytest.param(b"payload", {"public": True}, id="public"),
+        pytest.param(b"payload", {"metadata": {"jobId": "j2"}}, id="metadata"),
+        pytest.param(b"payload", {"expiresAt": "explicit-default"}, id="expires-at-explicit-default"),
+    ],
+)
+async def test_same_key_with_a_different_request_conflicts(
+    service: ArtifactService, settings: Settings, content: bytes, changed: dict[str, Any]
+) -> None:
+    """A completed key reused with another fingerprint answers idempotency_conflict and charges nothing."""
+    account = await register(service)
+    first = await upload(service, account, "k", b"payload", label="a", metadata={"jobId": "j1"})
+    if changed.get("expiresAt") == "explicit-default":
+        changed = {"expiresAt": first.body["expiresAt"]}
+    fields = {"label": "a", "metadata": {"jobId": "j1"}, **changed}
+    before = await service.account(account.id)
+    error = await upload_error(service, account, "k", content, **fields)
+    assert error.code == "idempotency_conflict"
+    assert error.status == 409
+    assert await service.account(account.id) == before
+    assert len(blob_files(settings)) == 1
+    assert len(outputs(service, account)) == 1
+    assert partial_files(settings) == []
+    assert [s["state"] for s in slots(service, account)] == ["completed"]
+
+
+@pytest.mark.anyio
+async def test_replay_after_delete_shows_deleted(service: ArtifactService) -> None:
+    """Replaying the key of a deleted output answers with the output, now deleted, and charges nothing."""
+    account = await register(service)
+    first = await upload(service, account, "k")
+    await service.delete_output(account, first.body["outputId"])
+    before = await service.account(account.id)
+    again = await upload(service, account, "k")
+    assert again.replayed is True
+    assert again.body["outputId"] == first.body["outputId"]
+    assert again.body["status"] == "deleted"
+    assert "deletedAt" in again.body
+    assert again.body["contentUrl"] is None
+    assert await service.account(account.id) == before
+    assert len(outputs(service, account)) == 1
+
+
+@pytest.mark.anyio
+async def test_keys_are_scoped_to_their_account(service: ArtifactService, settings: Settings) -> None:
+    """Two accounts using the same key get two outputs, each charged to its own account."""
+    alice, bob = await register(service), await register(service)
+    a = await upload(service, alice, "shared-key", b"alice")
+    b = await upload(service, bob, "shared-key", b"bob's bytes")
+    assert a.replayed is False and b.replayed is False
+    assert a.body["outputId"] != b.body["outputId"]
+    assert (await service.account(alice.id)).free_remaining == 4
+    assert (await service.account(bob.id)).free_remaining == 4
+    assert len(blob_files(settings)) == 2
+
+
+@pytest.mark.anyio
+async def test_json_and_multipart_uploads_of_one_artifact_share_a_fingerprint(service: ArtifactService) -> None:
+    """The same artifact sent as JSON, then as multipart fields in another order, is a replay."""
+    account = await register(service)
+    content = b'{"rows": 3}'
+    expires = future_iso(service, 3600)
+    document = {
+        "mimeType": "application/json",
+        "content": base64.b64encode(content).decode(),
+        "label": "rows.json",
+        "public": True,
+        "expiresAt": expires,
+        "metadata": {"tags": ["a"], "agentId": "agent-1"},
+    }
+    session = await service.begin_upload(account, "k", content_length=None, wire="json")
+    async with session:
+        await session.accept_json(document)
+        first = await session.finish()
+    session = await service.begin_upload(account, "k", content_length=None, wire="multipart")
+    async with session:
+        session.add_form_field("metadata", '{"agentId": "agent-1", "tags": ["a"]}')
+        await session.write(content[:4])
+        session.add_form_field("public", "true")
+        await session.write(content[4:])
+        session.add_form_field("mimeType", "application/json; charset=utf-8")
+        session.add_form_field("expiresAt", expires)
+        session.add_form_field("label", "rows.json")
+        again = await session.finish()
+    assert first.replayed is False
+    assert again.replayed is True
+    assert again.body["outputId"] == first.body["outputId"]
+
+
+# --- validation failures -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "fields", "code"),
+    [
+        pytest.param(b"x", {"mimeType": "text/markdown"}, "invalid_mime_type", id="mime"),
+        pytest.param(b"x", {"expiresAt": "2001-01-01T00:00:00Z"}, "invalid_expiry", id="expiry-past"),
+        pytest.param(b"x", {"metadata": {"colour": "red"}}, "invalid_metadata", id="metadata"),
+        pytest.param(b"x", {"label": "a\tb"}, "invalid_request", id="label"),
+        pytest.param(b"x", {"public": "yes"}, "invalid_request", id="public"),
+        pytest.param(b"", {}, "invalid_request", id="empty-content"),
+        pytest.param(b"x", {"mimeType": None}, "invalid_request", id="mime-missing"),
+        pytest.param(b"x", {"shape": "round"}, "invalid_request", id="unknown-field"),
+    ],
+)
+async def test_validation_failure_leaves_nothing_and_releases_the_key(
+    service: ArtifactService, settings: Settings, content: bytes, fields: dict[str, Any], code: str
+) -> None:
+    """A 4xx validation error charges nothing, leaves no blob or row, and the same key then succeeds."""
+    account = await register(service)
+    sent = {k: v for k, v in fields.items() if v is not None}
+    if fields.get("mimeType", "") is None:
+        session = await service.begin_upload(account, "k", content_length=None, wire="direct")
+        with pytest.raises(StoreError) as caught:
+            async with session:
+                session.set_fields(sent)
+                await session.write(content)
+                await session.finish()
+        error = caught.value
+    else:
+        error = await upload_error(service, account, "k", content, **sent)
+    assert error.code == code, error.message
+    assert error.status == 400
+    assert blob_files(settings) == []
+    assert outputs(service, account) == []
+    await assert_untouched(service, settings, account, "k")
+    retried = await upload(service, account, "k", b"good content")
+    assert retried.replayed is False
+    assert retried.body["status"] == "ready"
+    assert retried.account.free_remaining == 4
+
+
+@pytest.mark.anyio
+@overrides(max_upload_bytes=2 * MIB)
+async def test_payload_over_the_limit_mid_stream_leaves_nothing(service: ArtifactService, settings: Settings) -> None:
+    """Bytes past the limit end the upload with payload_too_large: no charge, blob, partial, row or slot."""
+    account = await register(service)
+    session = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    with pytest.raises(StoreError) as caught:
+        async with session:
+            session.set_fields({"mimeType": "application/octet-stream"})
+            await session.write(b"a" * MIB)
+            await session.write(b"b" * MIB)
+            assert len(partial_files(settings)) == 1, "the bytes so far were spilled to a partial file"
+            await session.write(b"c")
+    assert caught.value.code == "payload_too_large"
+    assert caught.value.status == 400
+    assert blob_files(settings) == []
+    assert outputs(service, account) == []
+    await assert_untouched(service, settings, account, "k")
+
+
+@pytest.mark.anyio
+@overrides(max_upload_bytes=1000)
+async def test_payload_exactly_at_the_limit_is_accepted(service: ArtifactService) -> None:
+    """The limit is inclusive: limit bytes pass, limit + 1 do not."""
+    account = await register(service)
+    assert (await upload(service, account, "at", b"x" * 1000)).body["sizeBytes"] == 1000
+    assert (await upload_error(service, account, "over", b"x" * 1001)).code == "payload_too_large"
+
+
+@pytest.mark.anyio
+@overrides(max_upload_bytes=1000)
+@pytest.mark.parametrize(
+    ("wire", "content_length"),
+    [
+        pytest.param("json", 1_048_577, id="json-over-1mib"),
+        pytest.param("multipart", 1000 + 16_384 + 1, id="multipart-over-limit-plus-envelope"),
+        pytest.param("direct", 1001, id="direct-over-limit"),
+    ],
+)
+async def test_declared_length_over_the_limit_is_refused_before_any_write(
+    service: ArtifactService, settings: Settings, wire: str, content_length: int
+) -> None:
+    """A Content-Length above the limit is refused when the upload opens: no slot, no writer, no partial."""
+    account = await register(service)
+    with pytest.raises(StoreError) as caught:
+        await service.begin_upload(account, "k", content_length=content_length, wire=wire)
+    assert caught.value.code == "payload_too_large"
+    assert slots(service, account) == []
+    assert blob_files(settings) == [] and partial_files(settings) == []
+    await assert_untouched(service, settings, account, "k")
+
+
+# --- quota failures ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@overrides(free_uploads=0)
+async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(
+    service: ArtifactService, settings: Settings
+) -> None:
+    """With no free units or credits, opening the upload fails; after a grant the same key succeeds."""
+    account = await register(service)
+    with pytest.raises(StoreError) as caught:
+        await service.begin_upload(account, "k", content_length=None, wire="direct")
+    assert caught.value.code == "quota_exhausted"
+    assert caught.value.status == 402
+    assert blob_files(settings) == [] and outputs(service, account) == []
+    await assert_untouched(service, settings, account, "k")
+    service.grant(account.id, credits=1, storage_bytes=0)
+    result = await upload(service, account, "k")
+    assert (result.replayed, result.account.credits_remaining) == (False, 0)
+
+
+@pytest.mark.anyio
+@overrides(free_uploads=1)
+async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(
+    service: ArtifactService, settings: Settings
+) -> None:
+    """Two uploads open with one unit left: the second to finish gets quota_exhausted and leaves nothing."""
+    account = await register(service)
+    first = await service.begin_upload(account, "k1", content_length=None, wire="direct")
+    second = await service.begin_upload(account, "k2", content_length=None, wire="direct")
+    async with first:
+        first.set_fields({"mimeType": "text/plain"})
+        await first.write(b"first")
+        await first.finish()
+    with pytest.raises(StoreError) as caught:
+        async with second:
+            second.set_fields({"mimeType": "text/plain"})
+            await second.write(b"second")
+            await second.finish()
+    assert caught.value.code == "quota_exhausted"
+    assert len(blob_files(settings)) == 1
+    assert [o["status"] for o in outputs(service, account)] == ["ready"]
+    assert [s["key"] for s in slots(service, account)] == ["k1"]
+    after = await service.account(account.id)
+    assert (after.free_remaining, after.storage_used_bytes) == (0, len(b"first"))
+    assert partial_files(settings) == []
+    assert service.check().problems == []
+
+
+@pytest.mark.anyio
+@overrides(storage_limit_bytes=100)
+async def test_storage_limit_at_settle_leaves_nothing_and_the_key_works_after_a_delete(
+    service: ArtifactService, settings: Settings
+) -> None:
+    """used + size > limit answers storage_limit_reached; deleting frees room and the same key succeeds."""
+    account = await register(service)
+    kept = await upload(service, account, "k1", b"x" * 60)
+    before = await service.account(account.id)
+    error = await upload_error(service, account, "k2", b"y" * 41)
+    assert error.code == "storage_limit_reached"
+    assert error.status == 402
+    assert len(blob_files(settings)) == 1 and len(outputs(service, account)) == 1
+    await assert_untouched(service, settings, before, "k2")
+    exact = await upload(service, account, "k3", b"z" * 40)
+    assert exact.account.storage_used_bytes == 100
+    await service.delete_output(account, kept.body["outputId"])
+    retried = await upload(service, account, "k2", b"y" * 41)
+    assert retried.replayed is False
+    assert retried.account.storage_used_bytes == 81
+
+
+@pytest.mark.anyio
+@overrides(storage_limit_bytes=100)
+async def test_storage_limit_is_refused_up_front_from_the_declared_length(
+    service: ArtifactService, settings: Settings
+) -> None:
+    """A declared length that cannot fit is refused when the upload opens, before any byte is sent."""
+    account = await register(service)
+    with pytest.raises(StoreError) as caught:
+        await service.begin_upload(account, "k", content_length=101, wire="direct")
+    assert caught.value.code == "storage_limit_reached"
+    assert slots(service, account) == []
+    await assert_untouched(service, settings, account, "k")
+
+
+# --- backend failure -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_blob_commit_failure_records_a_failed_output_and_charges_nothing(
+    service: ArtifactService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob store failure answers upload_failed, keeps a failed row, frees the key and charges nothing."""
+    account = await register(service)
+    with monkeypatch.context() as patch:
+        break_blob_commits(patch)
+        error = await upload_error(service, account, "k", b"doomed bytes", label="doomed")
+    assert error.code == "upload_failed"
+    assert (error.status, error.retryable) == (422, True)
+    (failed,) = outputs(service, account)
+    assert failed["status"] == "failed"
+    assert failed["size_bytes"] == 0
+    assert slots(service, account) == []
+    assert blob_files(settings) == [] and partial_files(settings) == []
+    await assert_untouched(service, settings, account, "k")
+    shown = await service.get_output(account, failed["id"])
+    assert shown.body["status"] == "failed"
+    assert shown.body["contentUrl"] is None
+    with pytest.raises(StoreError) as content_error:
+        await service.open_content(account, failed["id"])
+    assert content_error.value.code == "upload_failed"
+    retried = await upload(service, account, "k", b"doomed bytes", label="doomed")
+    assert retried.replayed is False
+    assert retried.body["outputId"] != failed["id"]
+    assert retried.account.free_remaining == 4
+    assert len(blob_files(settings)) == 1
+
+
+# --- in-flight and stale slots -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_key_in_flight_answers_idempotency_in_flight(service: ArtifactService) -> None:
+    """While an upload holds its key, another with the same key gets 503 idempotency_in_flight (retry in 5 s)."""
+    account = await register(service)
+    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    async with holder:
+        holder.set_fields({"mimeType": "text/plain"})
+        await holder.write(b"first")
+        with pytest.raises(StoreError) as caught:
+            await service.begin_upload(account, "k", content_length=None, wire="direct")
+        first = await holder.finish()
+    assert caught.value.code == "idempotency_in_flight"
+    assert (caught.value.status, caught.value.retryable, caught.value.retry_after) == (503, True, 5)
+    again = await upload(service, account, "k", b"first")
+    assert again.replayed is True
+    assert again.body["outputId"] == first.body["outputId"]
+    assert (await service.account(account.id)).free_remaining == 4
+
+
+@pytest.mark.anyio
+async def test_slot_59_seconds_idle_is_still_in_flight(service: ArtifactService, clock: ManualClock) -> None:
+    """A slot is only stale after 60 s without progress."""
+    account = await register(service)
+    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    async with holder:
+        clock.advance(59)
+        with pytest.raises(StoreError) as caught:
+            await service.begin_upload(account, "k", content_length=None, wire="direct")
+        assert caught.value.code == "idempotency_in_flight"
+        holder.set_fields({"mimeType": "text/plain"})
+        await holder.write(b"x")
+        await holder.finish()
+
+
+@pytest.mark.anyio
+async def test_upload_making_progress_keeps_its_slot(service: ArtifactService, clock: ManualClock) -> None:
+    """An upload that keeps writing for minutes is not reclaimed: its heartbeat keeps the slot alive."""
+    account = await register(service)
+    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    async with holder:
+        holder.set_fields({"mimeType": "text/plain"})
+        for _ in range(12):
+            clock.advance(15)
+            await holder.write(b"chunk")
+        with pytest.raises(StoreError) as caught:
+            await service.begin_upload(account, "k", content_length=None, wire="direct")
+        assert caught.value.code == "idempotency_in_flight"
+        result = await holder.finish()
+    assert result.body["sizeBytes"] == 60
+
+
+@pytest.mark.anyio
+async def test_stale_slot_is_reclaimed_and_its_partial_blob_removed(
+    service: ArtifactService, settings: Settings, clock: ManualClock
+) -> None:
+    """A slot idle for over 60 s (a crashed upload) is taken over by the next request with its key."""
+    account = await register(service)
+    crashed = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    crashed.set_fields({"mimeType": "application/octet-stream"})
+    await crashed.write(b"p" * (MIB + 1))
+    assert len(partial_files(settings)) == 1
+    clock.advance(61)
+    result = await upload(service, account, "k", b"fresh")
+    assert result.replayed is False
+    assert result.body["sizeBytes"] == 5
+    assert partial_files(settings) == []
+    assert blob_files(settings) == [blob_path(settings, account.id, result.body["outputId"])]
+    (slot,) = slots(service, account)
+    assert (slot["state"], slot["output_id"]) == ("completed", result.body["outputId"])
+    assert service.check().problems == []
+
+
+@pytest.mark.anyio
+async def test_reclaimed_upload_cannot_complete_later(service: ArtifactService, clock: ManualClock) -> None:
+    """The crashed upload, if it wakes up after its slot was reclaimed and reused, is not charged or stored."""
+    account = await register(service)
+    zombie = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    zombie.set_fields({"mimeType": "text/plain"})
+    await zombie.write(b"old")
+    clock.advance(61)
+    winner = await upload(service, account, "k", b"new")
+    with pytest.raises(StoreError) as caught:
+        async with zombie:
+            await zombie.finish()
+    assert caught.value.code == "upload_failed"
+    after = await service.account(account.id)
+    assert (after.free_remaining, after.storage_used_bytes) == (4, 3)
+    ready = [o for o in outputs(service, account) if o["status"] == "ready"]
+    assert [o["id"] for o in ready] == [winner.body["outputId"]]
+    assert (await upload(service, account, "k", b"new")).replayed is True
+    assert service.check().problems == []
+
+
+@pytest.mark.anyio
+async def test_completed_key_older_than_seven_days_can_be_reused(
+    service: ArtifactService, clock: ManualClock, settings: Settings
+) -> None:
+    """After the 7-day retention the key starts a fresh upload (new output, new charge), even with new bytes."""
+    account = await register(service)
+    first = await upload(service, account, "k", b"week one", expiresAt=future_iso(service, 30 * 86_400))
+    clock.advance(7 * 86_400 - 1)
+    assert (await upload_error(service, account, "k", b"week two")).code == "idempotency_conflict"
+    clock.advance(2)
+    second = await upload(service, account, "k", b"week two")
+    assert second.replayed is False
+    assert second.body["outputId"] != first.body["outputId"]
+    assert second.account.free_remaining == 3
+    assert len(blob_files(settings)) == 2
+    assert (await upload(service, account, "k", b"week two")).body["outputId"] == second.body["outputId"]
+
+
+@pytest.mark.anyio
+async def test_expires_at_is_stored_as_the_instant_sent(service: ArtifactService) -> None:
+    """expiresAt comes back as the instant sent, in ISO 8601 UTC with milliseconds."""
+    account = await register(service)
+    when = service.clock.now_ms() + 3_600_123
+    result = await upload(service, account, "k", expiresAt=iso_ms(when))
+    assert result.body["expiresAt"] == iso_ms(when)
+    assert result.body["createdAt"] == iso_ms(service.clock.now_ms())
+
+
+@pytest.mark.anyio
+@overrides(free_uploads=1, storage_limit_bytes=15)
+async def test_replay_answers_even_when_quota_and_storage_are_used_up(service: ArtifactService) -> None:
+    """A replay costs nothing, so it succeeds with no units and no storage left."""
+    account = await register(service)
+    first = await upload(service, account, "k", b"x" * 15)
+    assert (first.account.free_remaining, first.account.storage_used_bytes) == (0, 15)
+    assert (await upload_error(service, account, "other", b"y")).code == "quota_exhausted"
+    again = await upload(service, account, "k", b"x" * 15)
+    assert (again.replayed, again.body["outputId"]) == (True, first.body["outputId"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("settings_overrides", "limit"),
+    [
+        pytest.param({}, 26_214_400, id="legacy-25mb"),
+        pytest.param({"max_upload_bytes": 1_000_000}, 1_000_000, id="configured"),
+        pytest.param({"plan_enforcement": True}, 5_242_880, id="free-plan-5mb"),
+        pytest.param({"plan_enforcement": True, "max_upload_bytes": 1_000}, 5_242_880, id="plan-over-configured"),
+    ],
+)
+async def test_per_file_limit_follows_the_plan_only_when_enforced(
+    service: ArtifactService, settings: Settings, limit: int
+) -> None:
+    """The per-file limit is the configured one, or the plan tier's when plan enforcement is on."""
+    account = await register(service)
+    assert service.upload_limit(account) == limit
+    with pytest.raises(StoreError) as caught:
+        await service.begin_upload(account, "k", content_length=limit + 16_384 + 1, wire="multipart")
+    assert caught.value.code == "payload_too_large"
+    session = await service.begin_upload(account, "k", content_length=limit + 16_384, wire="multipart")
+    await session.abort()
+    assert slots(service, account) == []
