@@ -325,7 +325,8 @@ class Server:
                     raise BenchError(f"the server exited with status {self.proc.returncode} during startup")
                 try:
                     resp = client.get("/health")
-                    if resp.status_code == 200 and _json_or_none(resp) == {"status": "ok"}:
+                    body = _json_or_none(resp)
+                    if resp.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok":
                         return
                     last = f"{resp.status_code} {resp.text[:200]!r}"
                 except httpx.HTTPError as exc:

@@ -80,12 +80,14 @@ async def content_response(call: Call, content: Content, *, public: bool) -> Res
     if _etag_matches(call.request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     byte_range = parse_range(call.request.headers.get("range"), content.size_bytes)
-    if byte_range is None:
-        headers["Content-Length"] = str(content.size_bytes)
-        body = await call.service.stream(content)
-        return StreamingResponse(body, headers=headers)
-    start, length = byte_range
+    status = 200
+    start, length = 0, content.size_bytes
+    if byte_range is not None:
+        status = 206
+        start, length = byte_range
+        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{content.size_bytes}"
+    body = await call.service.read_content(content, start, length)
+    if isinstance(body, bytes):
+        return Response(body, status_code=status, headers=headers)
     headers["Content-Length"] = str(length)
-    headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{content.size_bytes}"
-    body = await call.service.stream(content, start, length)
-    return StreamingResponse(body, status_code=206, headers=headers)
+    return StreamingResponse(body, status_code=status, headers=headers)

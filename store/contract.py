@@ -256,7 +256,8 @@ def _error_actions(code: str, method: str, path: str, retry_after: int | None) -
     if code in ("purchase_not_found",):
         return [action("retry_checkout", "Start a new checkout.", *CHECKOUT)]
     if code == "upload_failed":
-        return [action("retry_same_request", RETRY_SAME, method, path)]
+        # Whichever request found it (an upload, or a download of a failed output), the fix is the upload.
+        return [action("retry_same_request", RETRY_SAME, *CREATE_OUTPUT)]
     if code in ("rate_limited", "server_error", "idempotency_in_flight", "service_unavailable"):
         wait = retry_after if retry_after is not None else 30
         description = {

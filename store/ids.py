@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from ulid import LaxMonotonicPolicy, ULIDGenerator
@@ -29,6 +30,8 @@ def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+_API_KEY_SHAPE = re.compile(r"ol_live_[0-9a-f]{64}")
+
+
 def looks_like_api_key(value: str) -> bool:
-    body = value[len(API_KEY_PREFIX) :]
-    return value.startswith(API_KEY_PREFIX) and len(body) == 64 and all(c in "0123456789abcdef" for c in body)
+    return _API_KEY_SHAPE.fullmatch(value) is not None

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from store import ratelimit
 from store.blobs import BlobStore, BlobWriter
+from store.blobs.base import SMALL_READ_BYTES
 from store.clock import Clock, SystemClock, iso_ms
 from store.contract import balance_contract, list_contract, purchase_contract, register_contract, share_contract
 from store.db import ACCOUNT_COLUMNS, Database, Tx
@@ -541,9 +542,17 @@ class ArtifactService:
             blob_key=row["blob_key"],
         )
 
-    async def stream(self, content: Content, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        """The bytes, with the first chunk already read: a backend failure surfaces here, before any
-        response has started, and becomes a proper error answer instead of a truncated 200."""
+    async def read_content(
+        self, content: Content, start: int = 0, length: int | None = None
+    ) -> bytes | AsyncIterator[bytes]:
+        """The bytes: small spans whole, larger ones as a stream whose first chunk is already read.
+
+        Either way a backend failure surfaces here, before any response has started, and becomes a
+        proper error answer instead of a truncated 200.
+        """
+        span = content.size_bytes - start if length is None else length
+        if span <= SMALL_READ_BYTES:
+            return await self.blobs.read_small(content.blob_key, start, span)
         chunks = self.blobs.read(content.blob_key, start, length)
         try:
             first = await anext(chunks)

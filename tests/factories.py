@@ -8,15 +8,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import pytest
 from anyio.abc import TaskStatus
 
-from store import Account, ArtifactService, Settings, StoreError, UploadResult
+from store import Account, ArtifactService, Content, Settings, StoreError, UploadResult
 from store.clock import iso_ms
 
 T = TypeVar("T")
 RACE_TIMEOUT_SECONDS = 30
 
 _ips = itertools.count(1)
+
+
+def overrides(**values: Any) -> pytest.MarkDecorator:
+    """Run a test with these settings: a parameter that replaces the ``settings_overrides`` fixture."""
+    label = ",".join(f"{name}={value}" for name, value in values.items())
+    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
 
 
 def next_ip() -> str:
@@ -40,11 +47,11 @@ async def upload(
     content_length: int | None = None,
     **fields: Any,
 ) -> UploadResult:
-    """One direct upload (as MCP does it): ``mimeType`` defaults to text/plain; other fields as given."""
+    """One direct upload (as MCP does it): ``mimeType`` defaults to text/plain; a field given as None is left out."""
     fields.setdefault("mimeType", "text/plain")
     session = await service.begin_upload(account, key, content_length=content_length, wire="direct")
     async with session:
-        session.set_fields(fields)
+        session.set_fields({name: value for name, value in fields.items() if value is not None})
         await session.write(content)
         return await session.finish()
 
@@ -140,3 +147,11 @@ async def race(contenders: list[Callable[[], Awaitable[T]]]) -> list[T]:
             gate.set()
     assert len(results) == len(contenders)
     return results
+
+
+async def read_content(service: ArtifactService, content: Content) -> bytes:
+    """All the bytes of an opened output."""
+    body = await service.read_content(content)
+    if isinstance(body, bytes):
+        return body
+    return b"".join([chunk async for chunk in body])

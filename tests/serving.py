@@ -65,7 +65,9 @@ def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, env: Mapping[str, str] | None = None, *, port: int | None = None) -> Iterator[Server]:
+def running_server(
+    data_dir: Path, env: Mapping[str, str] | None = None, *, port: int | None = None
+) -> Iterator[Server]:
     """Start ``outputlayer serve`` on a free port with ``OUTPUTLAYER_*`` from ``env``; always stopped after."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
 
 CHUNK_BYTES = 256 * 1024
+# Reads up to this size are served as one body, not a stream (fewer thread hops per download).
+SMALL_READ_BYTES = 64 * 1024
 
 
 class BlobWriter(Protocol):
@@ -25,6 +27,10 @@ class BlobStore(Protocol):
 
     def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """The bytes of ``key`` from ``start``, ``length`` of them (all when None)."""
+        ...
+
+    async def read_small(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes (at most :data:`SMALL_READ_BYTES`) in one call: one worker-thread hop."""
         ...
 
     async def delete(self, key: str) -> None:

@@ -60,6 +60,19 @@ class FileBlobStore:
         finally:
             handle.close()
 
+    async def read_small(self, key: str, start: int, length: int) -> bytes:
+        try:
+            return await anyio.to_thread.run_sync(self._read_range, key, start, length)
+        except FileNotFoundError as exc:
+            raise StoreError("server_error", "The stored content of this output is missing.") from exc
+        except OSError as exc:
+            raise service_unavailable("blob store") from exc
+
+    def _read_range(self, key: str, start: int, length: int) -> bytes:
+        with self._final(key).open("rb") as handle:
+            handle.seek(start)
+            return handle.read(length)
+
     async def delete(self, key: str) -> None:
         await anyio.to_thread.run_sync(self.delete_sync, key)
 

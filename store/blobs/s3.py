@@ -16,7 +16,7 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio.to_thread
@@ -139,6 +139,21 @@ class S3BlobStore:
             return self.client.get_object(self.bucket, key, offset=start)
         return self.client.get_object(self.bucket, key, offset=start, length=length)
 
+    async def read_small(self, key: str, start: int, length: int) -> bytes:
+        try:
+            return await anyio.to_thread.run_sync(self._read_range, key, start, length)
+        except self._errors as exc:
+            raise _unavailable(exc) from exc
+
+    def _read_range(self, key: str, start: int, length: int) -> bytes:
+        response = self.client.get_object(self.bucket, key, offset=start, length=length)
+        try:
+            data: bytes = response.read()
+            return data
+        finally:
+            response.close()
+            response.release_conn()
+
     async def delete(self, key: str) -> None:
         await anyio.to_thread.run_sync(self.delete_sync, key)
 
@@ -244,7 +259,7 @@ class S3BlobWriter:
                 self._store.client.put_object(
                     self._store.bucket,
                     self._key,
-                    pipe,
+                    cast(BinaryIO, pipe),
                     length=-1,
                     part_size=PART_BYTES,
                     content_type=self._content_type,

@@ -381,7 +381,11 @@ async def test_blob_store_outage_on_download_is_a_retryable_503_envelope(
         raise service_unavailable("blob store")
         yield b""  # pragma: no cover - makes this an async generator like the real read
 
+    async def unavailable_small(key: str, start: int, length: int) -> bytes:
+        raise service_unavailable("blob store")
+
     monkeypatch.setattr(service.blobs, "read", unavailable)
+    monkeypatch.setattr(service.blobs, "read_small", unavailable_small)
     try:
         response = await client.get(content_path(output), headers=auth)
     except StoreError as exc:  # the error escaped after a 200 had been started

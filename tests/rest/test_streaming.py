@@ -25,12 +25,12 @@ def _chunks(total: int) -> Iterator[bytes]:
 
 def _multipart(boundary: str, total: int) -> Iterator[bytes]:
     yield (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"big.bin\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="big.bin"\r\n'
         f"Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     yield from _chunks(total)
     yield (
-        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"mimeType\"\r\n\r\napplication/octet-stream"
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="mimeType"\r\n\r\napplication/octet-stream'
         f"\r\n--{boundary}--\r\n"
     ).encode()
 

@@ -17,15 +17,10 @@ import pytest
 
 from store import Account, ArtifactService, Settings, StoreError, UploadResult
 from tests.conftest import b64
-from tests.factories import blob_files, count, partial_files, race, register, upload
+from tests.factories import blob_files, count, overrides, partial_files, race, register, upload
 from tests.serving import OUTPUTLAYER, running_server
 
 CONTENT = b"the one and only artifact\n" * 40
-
-
-def overrides(**values: Any) -> pytest.MarkDecorator:
-    label = ",".join(f"{k}={v}" for k, v in values.items())
-    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
 
 
 def json_upload(content: bytes, **fields: Any) -> dict[str, Any]:

@@ -246,7 +246,7 @@ ERRORS: dict[str, tuple[int, bool, list[str], str, str, int | None]] = {
     "output_expired": (410, False, ["create_new_output"], "GET", "/v1/outputs/out_x/content", None),
     "output_deleted": (410, False, ["create_new_output"], "GET", "/v1/outputs/out_x/content", None),
     "range_not_satisfiable": (416, False, ["check_capabilities"], "GET", "/v1/outputs/out_x/content", None),
-    "upload_failed": (422, True, ["retry_same_request"], "GET", "/v1/outputs/out_x/content", None),
+    "upload_failed": (422, True, ["retry_same_request"], "POST", "/v1/outputs", None),
     "rate_limited": (429, True, ["retry_after_wait"], "GET", "/v1/outputs/out_x", 17),
     "server_error": (500, True, ["retry_after_wait"], "DELETE", "/v1/outputs/out_x", 30),
     "idempotency_in_flight": (503, True, ["retry_after_wait"], "POST", "/v1/outputs", 5),
@@ -286,6 +286,15 @@ def test_retry_action_points_at_the_request_that_failed(code: str) -> None:
     contract = error_contract(code, method=method, path=path, retry_after=retry_after, retryable=retryable)
     first = contract["next_actions"][0]
     assert (first["method"], first["endpoint"]) == (method, path)
+
+
+def test_upload_failed_found_by_a_download_points_at_the_upload() -> None:
+    """The content of a failed output is fixed by retrying the upload (seed 002), not the download."""
+    contract = error_contract(
+        "upload_failed", method="GET", path="/v1/outputs/out_x/content", retry_after=None, retryable=True
+    )
+    first = contract["next_actions"][0]
+    assert (first["action"], first["method"], first["endpoint"]) == ("retry_same_request", "POST", "/v1/outputs")
 
 
 @pytest.mark.parametrize(

@@ -16,19 +16,16 @@ from tests.factories import (
     count,
     failed_output_id,
     future_iso,
+    overrides,
     partial_files,
     race,
+    read_content,
     register,
     rows,
     upload,
 )
 
 MIB = 1024 * 1024
-
-
-def overrides(**values: Any) -> pytest.MarkDecorator:
-    label = ",".join(f"{k}={v}" for k, v in values.items())
-    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
 
 
 def status_in_db(service: ArtifactService, output_id: str) -> str:
@@ -88,7 +85,7 @@ async def test_output_is_readable_until_the_last_millisecond(service: ArtifactSe
     clock.advance(59.999)
     assert (await service.get_output(account, created.body["outputId"])).status == "ready"
     content = await service.open_content(account, created.body["outputId"])
-    assert b"".join([chunk async for chunk in service.stream(content)]) == b"hello, artifact"
+    assert await read_content(service, content) == b"hello, artifact"
 
 
 # --- sweep ---------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from tests.factories import (
     break_blob_commits,
     count,
     future_iso,
+    overrides,
     partial_files,
     register,
     rows,
@@ -23,12 +24,6 @@ from tests.factories import (
 )
 
 MIB = 1024 * 1024
-
-
-def overrides(**values: Any) -> pytest.MarkDecorator:
-    """Run a test with these settings (the ``settings_overrides`` fixture, replaced by a parameter)."""
-    label = ",".join(f"{k}={v}" for k, v in values.items())
-    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
 
 
 def slots(service: ArtifactService, account: Account) -> list[dict[str, Any]]:
@@ -291,17 +286,7 @@ async def test_validation_failure_leaves_nothing_and_releases_the_key(
 ) -> None:
     """A 4xx validation error charges nothing, leaves no blob or row, and the same key then succeeds."""
     account = await register(service)
-    sent = {k: v for k, v in fields.items() if v is not None}
-    if fields.get("mimeType", "") is None:
-        session = await service.begin_upload(account, "k", content_length=None, wire="direct")
-        with pytest.raises(StoreError) as caught:
-            async with session:
-                session.set_fields(sent)
-                await session.write(content)
-                await session.finish()
-        error = caught.value
-    else:
-        error = await upload_error(service, account, "k", content, **sent)
+    error = await upload_error(service, account, "k", content, **fields)
     assert error.code == code, error.message
     assert error.status == 400
     assert blob_files(settings) == []
