@@ -1,9 +1,17 @@
 """Shared fixtures: settings on a temp dir, a service on a manual clock, and an in-process HTTP client
-that runs the application's real lifespan."""
+that runs the application's real lifespan.
+
+Every test that builds a service runs once per backend pair: ``sqlite`` (SQLite + local files) and
+``postgres`` (PostgreSQL + S3, real servers started once per session by :mod:`tests.servers`, a fresh
+database cloned from a migrated template and a fresh bucket per test). ``OUTPUTLAYER_TEST_BACKENDS``
+(comma-separated) narrows the set, e.g. ``OUTPUTLAYER_TEST_BACKENDS=sqlite`` for a quick run.
+"""
 
 from __future__ import annotations
 
 import base64
+import os
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +20,8 @@ import httpx2
 import pytest
 
 from rest.app import create_app
-from store import ArtifactService, ManualClock, Settings, open_service
+from store import ArtifactService, ManualClock, Settings, migrate, open_service
+from tests.servers import RunningServer, S3Server, create_database, start_postgres, start_s3
 
 
 @pytest.fixture
@@ -31,9 +40,58 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+BACKENDS = tuple(
+    name.strip() for name in os.environ.get("OUTPUTLAYER_TEST_BACKENDS", "sqlite,postgres").split(",") if name.strip()
+)
+TEMPLATE_DATABASE = "outputlayer_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = start_s3(tmp_path_factory.mktemp("s3"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: RunningServer) -> str:
+    """A database migrated once; each test clones it (``CREATE DATABASE … TEMPLATE``)."""
+    url = create_database(postgres_server.url, f"{TEMPLATE_DATABASE}_{secrets.token_hex(3)}")
+    migrate(url)
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(params=[pytest.param(name, id=name) for name in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def settings(tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
-    return Settings(data_dir=tmp_path / "data", base_url="http://testserver", **settings_overrides)
+def backend_urls(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """``database_url`` and ``blob_url`` for the backend pair (empty: the embedded defaults)."""
+    if backend == "sqlite":
+        return {}
+    server: RunningServer = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    s3: S3Server = request.getfixturevalue("s3_server")
+    bucket = f"t-{secrets.token_hex(6)}"
+    return {
+        "database_url": create_database(server.url, template=template),
+        "blob_url": s3.url.replace(f"/{s3.bucket}?", f"/{bucket}?"),
+    }
+
+
+@pytest.fixture
+def settings(tmp_path: Path, settings_overrides: dict[str, Any], backend_urls: dict[str, str]) -> Settings:
+    return Settings(data_dir=tmp_path / "data", base_url="http://testserver", **{**backend_urls, **settings_overrides})
 
 
 @pytest.fixture

@@ -294,14 +294,18 @@ def _initdb(bin_dir: Path, parent: Path, user: str, password: str, log: Path, ru
         raise RuntimeError(f"initdb exited with {done.returncode}; log {log}:\n{log.read_text(errors='replace')}")
 
 
-def create_database(url: str, name: str | None = None) -> str:
-    """Create an empty database on the server behind ``url``; returns its URL (random name if none given)."""
+def create_database(url: str, name: str | None = None, template: str | None = None) -> str:
+    """Create a database on the server behind ``url`` (a copy of ``template`` when given, which is much
+    faster than migrating each one); returns its URL (random name if none given)."""
     import psycopg
     from psycopg import sql
 
     name = name or f"t_{secrets.token_hex(6)}"
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(statement)
     return urlunsplit(urlsplit(url)._replace(path="/" + quote(name, safe="")))
 
 
