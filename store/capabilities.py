@@ -16,7 +16,7 @@ from store.errors import ERROR_KINDS
 from store.ids import API_KEY_PREFIX
 from store.plans import PACKS, PLAN_TIERS, max_upload_bytes, uploads_per_hour
 from store.schemas import CUSTOM_MAX_BYTES, CUSTOM_MAX_DEPTH, CUSTOM_MAX_KEYS, OutputFields
-from store.service import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT, STALE_SLOT_MS, Account
+from store.service import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT, Account
 from store.settings import GLOBAL_CEILING_BYTES, Settings
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 
@@ -195,7 +195,7 @@ def _fields(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _idempotency() -> dict[str, Any]:
+def _idempotency(settings: Settings) -> dict[str, Any]:
     return {
         "header": "Idempotency-Key",
         "required": True,
@@ -221,7 +221,7 @@ def _idempotency() -> dict[str, Any]:
             "response_code": 503,
             "error_code": "idempotency_in_flight",
             "retry_after_seconds": ERROR_KINDS["idempotency_in_flight"].retry_after,
-            "stale_after_seconds": STALE_SLOT_MS // 1000,
+            "stale_after_seconds": settings.stale_upload_seconds,
         },
         "note": "Retry a failed upload with the same Idempotency-Key to get a fresh attempt, not a cached failure. "
         "Validation errors (4xx) are not remembered.",

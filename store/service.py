@@ -57,8 +57,10 @@ JSON_BODY_LIMIT = 1_048_576
 # Bytes a multipart body may carry besides the content (text fields, boundaries, part headers).
 FORM_ENVELOPE_BYTES = 16_384
 IDEMPOTENCY_RETENTION_MS = 7 * 86_400_000
+# An in-flight slot with no progress for this long is reclaimed (the default of the
+# OUTPUTLAYER_STALE_UPLOAD_SECONDS setting); an upload refreshes its slot six times per period.
 STALE_SLOT_MS = 60_000
-HEARTBEAT_MS = 10_000
+HEARTBEATS_PER_STALE_PERIOD = 6
 SWEEP_BATCH = 200
 SHARE_DEFAULT_SECONDS = 86_400
 READ_WINDOW = 3600
@@ -161,6 +163,7 @@ class ArtifactService:
         self.ids = ids or IdFactory()
         self.urls = Urls(settings.base_url, settings.effective_public_base_url)
         self._share_secret: bytes | None = None
+        self.stale_slot_ms = settings.stale_upload_seconds * 1000
 
     def close(self) -> None:
         self.db.close()
@@ -353,7 +356,7 @@ class ArtifactService:
         if slot is not None:
             if slot["state"] == "completed" and slot["created_at"] > now - IDEMPOTENCY_RETENTION_MS:
                 return _Claim(output_id, slot["fingerprint"], slot["output_id"], None, None)
-            if slot["state"] == "in_flight" and slot["heartbeat_at"] > now - STALE_SLOT_MS:
+            if slot["state"] == "in_flight" and slot["heartbeat_at"] > now - self.stale_slot_ms:
                 raise StoreError(
                     "idempotency_in_flight",
                     "A request with this Idempotency-Key is already being processed. "
@@ -749,7 +752,7 @@ class ArtifactService:
             lambda tx: tx.all(
                 "SELECT account_id, key, output_id FROM idempotency_keys "
                 "WHERE state = 'in_flight' AND heartbeat_at < ?",
-                (now - STALE_SLOT_MS,),
+                (now - self.stale_slot_ms,),
             )
         )
         for slot in stale:
@@ -900,7 +903,7 @@ class UploadSession:
         if self._writer is not None:
             await self._writer.write(chunk)
         now = self.service.clock.now_ms()
-        if now - self._last_beat > HEARTBEAT_MS:
+        if now - self._last_beat > self.service.stale_slot_ms // HEARTBEATS_PER_STALE_PERIOD:
             self._last_beat = now
             await self.service._heartbeat(self)
 

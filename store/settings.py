@@ -52,6 +52,7 @@ class Settings:
     rate_limits_enabled: bool = True
     rate_limits: RateLimits = field(default_factory=RateLimits)
     sweep_interval_seconds: int = 60
+    stale_upload_seconds: int = 60
     db_pool_size: int = 10
     paypal_base_url: str = ""
     paypal_client_id: str = ""
@@ -79,6 +80,7 @@ class Settings:
         if self.default_ttl_seconds > self.max_ttl_seconds:
             raise SettingsError(f"{PREFIX}DEFAULT_TTL_SECONDS: must not exceed OUTPUTLAYER_MAX_TTL_SECONDS")
         _check_positive("SWEEP_INTERVAL_SECONDS", self.sweep_interval_seconds)
+        _check_positive("STALE_UPLOAD_SECONDS", self.stale_upload_seconds)
         _check_positive("DB_POOL_SIZE", self.db_pool_size)
         if self.free_uploads < 0:
             raise SettingsError(f"{PREFIX}FREE_UPLOADS: must be 0 or more")
@@ -189,6 +191,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "default_ttl_seconds": _int_field("default_ttl_seconds"),
     "max_ttl_seconds": _int_field("max_ttl_seconds"),
     "sweep_interval_seconds": _int_field("sweep_interval_seconds"),
+    "stale_upload_seconds": _int_field("stale_upload_seconds"),
     "db_pool_size": _int_field("db_pool_size"),
     "plan_enforcement": ("plan_enforcement", _parse_switch),
     "rate_limits": ("rate_limits_enabled", _parse_switch),

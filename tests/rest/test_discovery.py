@@ -515,13 +515,11 @@ class Replay:
             assert expected == actual, (where, expected, actual)
 
 
-# Not replayed here, each for a reason: concurrency, a full store and an exhausted window are set up by the
-# tests of those features; these examples use the same contract functions as the server.
-NOT_REPLAYED = {"idempotency_in_flight", "storage_limit_reached", "rate_limited"}
-
-
 @pytest.mark.anyio
-async def test_examples_replay_against_this_server(client: httpx2.AsyncClient, clock: ManualClock) -> None:
+async def test_examples_replay_against_this_server(
+    client: httpx2.AsyncClient, clock: ManualClock, service: ArtifactService
+) -> None:
+    """Every example of /v1/examples, sent as written, gets the status and body the example shows."""
     examples = (await client.get("/v1/examples")).json()["examples"]
     replay = Replay(client, examples)
     registered = await replay.check("register_key")
@@ -574,7 +572,30 @@ async def test_examples_replay_against_this_server(client: httpx2.AsyncClient, c
         assert spent.status_code == 201
     await replay.check("quota_exhausted", key=other)
 
-    assert replay.replayed | NOT_REPLAYED == set(replay.examples)
+    # An upload holding its key while a second request with the same key arrives.
+    owner = await service.authenticate(f"Bearer {registered.json()['apiKey']}")
+    async with await service.begin_upload(owner, "in-flight-pdf", content_length=None, wire="direct"):
+        await replay.check("idempotency_in_flight", idempotency_key="in-flight-pdf")
+
+    # A read window that is full, its oldest request leaving it in exactly 42 seconds.
+    now = clock.now_ms()
+    oldest = now - 3_600_000 + 42_000
+    limit = service.settings.rate_limits.reads_per_hour
+    service.db.write_sync(
+        lambda tx: [
+            tx.execute("INSERT INTO rate_events (bucket, at) VALUES (?, ?)", (f"reads:{owner.id}", oldest))
+            for _ in range(limit)
+        ]
+    )
+    await replay.check("rate_limited")
+
+    # A store that is full (last: it leaves the storage counter deliberately wrong).
+    service.db.write_sync(
+        lambda tx: tx.execute("UPDATE accounts SET storage_used_bytes = storage_limit_bytes WHERE id = ?", (owner.id,))
+    )
+    await replay.check("storage_limit_reached")
+
+    assert replay.replayed == set(replay.examples)
 
 
 def examples_cursor(replay: Replay) -> str:
