@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -513,7 +514,7 @@ class ArtifactService:
         row = await self._row(account, output_id)
         content = self._content(row)
         if content.public:
-            return Content(**{**_content_fields(content), "redirect": f"{self.urls.public_base_url}/{output_id}"})
+            return dataclasses.replace(content, redirect=f"{self.urls.public_base_url}/{output_id}")
         return content
 
     async def open_public(self, output_id: str) -> Content:
@@ -1033,10 +1034,6 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield first
     async for chunk in rest:
         yield chunk
-
-
-def _content_fields(content: Content) -> dict[str, Any]:
-    return {name: getattr(content, name) for name in Content.__dataclass_fields__}
 
 
 def expires_in_seconds_of(row: dict[str, Any], now_ms: int) -> int | None:
