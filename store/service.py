@@ -419,7 +419,10 @@ class ArtifactService:
                 "metadata": json.dumps(fields.metadata, separators=(",", ":"), ensure_ascii=False),
                 "blob_key": _blob_key(account.id, output_id),
                 "created_at": now,
-                "expires_at": fields.expires_at_ms,
+                # The default expiry counts from the creation instant, so expiresAt - createdAt is the TTL exactly.
+                "expires_at": fields.expires_at_ms
+                if fields.expires_at_raw is not None
+                else now + self.settings.default_ttl_seconds * 1000,
                 "deleted_at": None,
             }
             _insert_output(tx, row)
