@@ -61,13 +61,19 @@ class Tx(Protocol):
 class Database(Protocol):
     dialect: str
 
-    async def read(self, work: Callable[[Tx], T]) -> T: ...
+    async def read(self, work: Callable[[Tx], T]) -> T:
+        """Reads on the hot path: each statement on its own (no transaction round trips)."""
+        ...
 
-    async def write(self, work: Callable[[Tx], T]) -> T: ...
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        """One transaction; commits when ``work`` returns, rolls back when it raises."""
+        ...
 
     def write_sync(self, work: Callable[[Tx], T]) -> T: ...
 
-    def read_sync(self, work: Callable[[Tx], T]) -> T: ...
+    def read_sync(self, work: Callable[[Tx], T]) -> T:
+        """Reads that must agree with each other: every statement sees one snapshot."""
+        ...
 
     async def ping(self) -> None: ...
 
@@ -133,11 +139,16 @@ class SqliteDatabase:
         self._write_limiter = anyio.CapacityLimiter(1)
 
     async def read(self, work: Callable[[Tx], T]) -> T:
-        return self.read_sync(work)
+        with _translate_sqlite_errors():
+            return work(_SqliteTx(self._reader))
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
-            return work(_SqliteTx(self._reader))
+            self._reader.execute("BEGIN")
+            try:
+                return work(_SqliteTx(self._reader))
+            finally:
+                self._reader.execute("COMMIT")
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._write_limiter)
@@ -217,7 +228,8 @@ class PostgresDatabase:
             conninfo=url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"row_factory": dict_row, "connect_timeout": 5},
+            # Autocommit: a hot-path read is one round trip; writes open their transaction explicitly.
+            kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
             timeout=10.0,
             open=False,
             reconnect_timeout=0,
@@ -226,21 +238,29 @@ class PostgresDatabase:
         self._limiter = anyio.CapacityLimiter(pool_size)
 
     async def read(self, work: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self.read_sync, work, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(self._run, work, False, None, limiter=self._limiter)
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
-        return self.write_sync(work)
+        return self._run(work, True, "REPEATABLE READ READ ONLY")
 
     def write_sync(self, work: Callable[[Tx], T]) -> T:
+        return self._run(work, True, None)
+
+    def _run(self, work: Callable[[Tx], T], transaction: bool, isolation: str | None) -> T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as connection, connection.transaction():
-                return work(_PostgresTx(connection))
+            with self._pool.connection() as connection:
+                if not transaction:
+                    return work(_PostgresTx(connection))
+                with connection.transaction():
+                    if isolation is not None:
+                        connection.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                    return work(_PostgresTx(connection))
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise service_unavailable("database") from exc
 
