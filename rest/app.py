@@ -1,5 +1,9 @@
-"""The Starlette application: routes, the lifespan that owns the service and the sweeper, and the
-404/405 answers for paths and methods the API does not have.
+"""The Starlette application: routes, the lifespan that owns the service, the sweeper and the MCP
+endpoint, and the 404/405 answers for paths and methods the API does not have.
+
+``/mcp`` is the MCP server (:mod:`outputlayer_mcp`) over Streamable HTTP, built over the same
+service in the lifespan. Its requests pass the same Bearer-key check as every REST route (a missing
+or bad key is the API's 401 envelope); the MCP server then acts for that key's account.
 """
 
 from __future__ import annotations
@@ -14,15 +18,21 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
 
+from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
+from outputlayer_mcp.http import MCP_METHODS, McpHttp
 from rest.endpoint import Call, decorate, refuse_key_in_query
-from rest.errors import error_response
+from rest.errors import error_response, unexpected_error
 from rest.routes.accounts import account_routes
 from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
 from rest.routes.public import public_routes
 from store import ArtifactService, Settings, StoreError, open_service
+from store.sweeper import run_sweeper
+
+__all__ = ["create_app", "run_sweeper"]
 
 log = logging.getLogger("outputlayer.rest")
 
@@ -36,10 +46,12 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
         owned = service is None
         active = service if service is not None else await anyio.to_thread.run_sync(open_service, settings)
         try:
-            async with anyio.create_task_group() as tasks:
+            # A fresh MCP server per lifespan: the SDK's session manager runs only once.
+            mcp = McpHttp(build_mcp_server(active), settings)
+            async with mcp.running(), anyio.create_task_group() as tasks:
                 if sweeper:
                     tasks.start_soon(run_sweeper, active, settings.sweep_interval_seconds)
-                yield {"service": active}
+                yield {"service": active, "mcp": mcp}
                 tasks.cancel_scope.cancel()
         finally:
             if owned:
@@ -50,6 +62,7 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
         *account_routes(),
         *public_routes(),
         *discovery_routes(),
+        Route(MCP_PATH, McpEndpoint(), methods=list(MCP_METHODS)),
     ]
     return Starlette(
         routes=routes,
@@ -81,22 +94,37 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def run_sweeper(service: ArtifactService, interval_seconds: int) -> None:
-    """Expire, clean and prune every ``interval_seconds``; a failed pass is logged and retried next time."""
-    while True:
-        await anyio.sleep(interval_seconds)
+class McpEndpoint:
+    """``/mcp``: the Bearer key is checked here on every request, exactly as on the REST routes, and its
+    account is bound to the request for the MCP server to act for."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        service: ArtifactService = request.state.service
+        call = Call(request, service, service.ids.new("req"))
         try:
-            report = await service.sweep()
+            refuse_key_in_query(request)
+            call.account = await service.authenticate(request.headers.get("authorization"))
         except StoreError as exc:
-            log.warning("sweep skipped: %s", exc.message)
-            continue
-        except Exception:  # the sweeper must outlive any single bad pass
-            log.exception("sweep failed")
-            continue
-        if report.expired or report.stale_slots or report.blobs_deleted:
-            log.info(
-                "sweep expired=%d blobs_deleted=%d stale_slots=%d",
-                report.expired,
-                report.blobs_deleted,
-                report.stale_slots,
-            )
+            response = error_response(exc, request, call.request_id)
+            if exc.status == 401:
+                # How MCP clients learn that this endpoint wants a Bearer token.
+                response.headers["WWW-Authenticate"] = 'Bearer realm="outputlayer"'
+            decorate(response, call)
+            await response(scope, receive, send)
+            return
+        except Exception as exc:  # top-level boundary, as in every REST endpoint
+            response = unexpected_error(exc, request, call.request_id)
+            decorate(response, call)
+            await response(scope, receive, send)
+            return
+        bind_account(scope, call.owner)
+        mcp: McpHttp = request.state.mcp
+        request_id = call.request_id.encode()
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
+            await send(message)
+
+        await mcp(scope, receive, send_with_request_id)

@@ -1,4 +1,4 @@
-"""The ``outputlayer`` command: serve, sweep, check, migrate and account administration (SPEC section 12)."""
+"""The ``outputlayer`` command: serve, mcp, sweep, check, migrate and account administration (SPEC section 12)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from store import Settings, SettingsError, StoreError, migrate, open_service
 
@@ -43,6 +44,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from outputlayer_mcp.stdio import run_stdio
+
+    return run_stdio(_settings(), Path.cwd())
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -107,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from the proxy")
     serve.set_defaults(run=cmd_serve)
 
+    commands.add_parser(
+        "mcp",
+        help="run the MCP server over stdio, for OUTPUTLAYER_API_KEY's account or a local one",
+        description=(
+            "Serve MCP over stdin/stdout for one account: the one of OUTPUTLAYER_API_KEY, or else a local account "
+            "created on first run (its key is kept in the data directory). Local files are readable from "
+            "OUTPUTLAYER_MCP_ROOTS (default: the working directory)."
+        ),
+    ).set_defaults(run=cmd_mcp)
     commands.add_parser("sweep", help="run one expiry pass").set_defaults(run=cmd_sweep)
     commands.add_parser("check", help="verify the storage invariant; exit 1 on drift").set_defaults(run=cmd_check)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=cmd_migrate)

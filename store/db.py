@@ -38,6 +38,8 @@ Row = dict[str, Any]
 Params = Sequence[Any]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# How long a request waits for a PostgreSQL connection while the database is known to be unreachable.
+UNREACHABLE_WAIT_SECONDS = 1.0
 
 
 class Tx(Protocol):
@@ -224,6 +226,10 @@ class PostgresDatabase:
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
+        # Set when the pool's last attempt to connect failed, cleared by the next success: while the
+        # database is known to be unreachable a request waits only briefly for a connection, so an
+        # outage answers 503 at once instead of after the full pool timeout on every request.
+        self._unreachable = False
         self._pool = ConnectionPool(
             conninfo=url,
             min_size=1,
@@ -233,9 +239,17 @@ class PostgresDatabase:
             timeout=10.0,
             open=False,
             reconnect_timeout=0,
+            configure=self._connected,
+            reconnect_failed=self._unreachable_now,
         )
         self._pool.open(wait=False)
         self._limiter = anyio.CapacityLimiter(pool_size)
+
+    def _connected(self, connection: Any) -> None:
+        self._unreachable = False
+
+    def _unreachable_now(self, pool: Any) -> None:
+        self._unreachable = True
 
     async def read(self, work: Callable[[Tx], T]) -> T:
         return await anyio.to_thread.run_sync(self._run, work, False, None, limiter=self._limiter)
@@ -254,7 +268,8 @@ class PostgresDatabase:
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as connection:
+            wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
+            with self._pool.connection(timeout=wait) as connection:
                 if not transaction:
                     return work(_PostgresTx(connection))
                 with connection.transaction():

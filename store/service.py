@@ -585,7 +585,13 @@ class ArtifactService:
                 "UPDATE outputs SET status = 'deleted', deleted_at = ? WHERE id = ? AND status = ?",
                 (now, output_id, row["status"]),
             )
-            if changed and row["status"] == "ready":
+            if not changed:
+                # Another process deleted (or expired) the row after we read it: answer what it stored.
+                latest = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
+                if latest is None or latest["status"] != "deleted":
+                    raise output_expired()
+                return latest
+            if row["status"] == "ready":
                 tx.lock_account(account.id)
                 tx.execute(
                     "UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ?",

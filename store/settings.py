@@ -16,6 +16,12 @@ from typing import Any
 
 PREFIX = "OUTPUTLAYER_"
 GLOBAL_CEILING_BYTES = 52_428_800
+# Room in an MCP request body besides the base64 content: the JSON-RPC envelope, the other tool
+# arguments (metadata is at most a few KiB) and JSON escaping of the label.
+MCP_ENVELOPE_BYTES = 1_048_576
+# Hosts and origins a local server is always reached under (any port).
+LOCAL_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOCAL_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
 
 class SettingsError(ValueError):
@@ -60,6 +66,11 @@ class Settings:
     paypal_webhook_id: str = ""
     api_key: str = ""
     mcp_roots: tuple[Path, ...] = ()
+    # Empty means "derived" (see the properties below); ("*",) for hosts turns the check off.
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    mcp_allowed_origins: tuple[str, ...] = ()
+    # 0 means "derived from the largest upload a plan allows".
+    mcp_max_request_bytes: int = 0
 
     def __post_init__(self) -> None:
         data_dir = self.data_dir.resolve()
@@ -95,6 +106,23 @@ class Settings:
             value = getattr(self, name)
             if value and not value.startswith(("http://", "https://")):
                 raise SettingsError(f"{PREFIX}{name.upper()}: must be an absolute http(s) URL, got {value!r}")
+        if self.mcp_max_request_bytes < 0:
+            raise SettingsError(
+                f"{PREFIX}MCP_MAX_REQUEST_BYTES: must be a positive integer, got {self.mcp_max_request_bytes}"
+            )
+        for host in self.mcp_allowed_hosts:
+            if host != "*" and (not host or any(c in host for c in "/ ,") or "://" in host):
+                raise SettingsError(
+                    f"{PREFIX}MCP_ALLOWED_HOSTS: {host!r} is not a host or host:port (e.g. api.example.com)"
+                )
+        if "*" in self.mcp_allowed_hosts and len(self.mcp_allowed_hosts) > 1:
+            raise SettingsError(f"{PREFIX}MCP_ALLOWED_HOSTS: '*' turns the check off and cannot be combined with hosts")
+        for origin in self.mcp_allowed_origins:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not rest or "/" in rest:
+                raise SettingsError(
+                    f"{PREFIX}MCP_ALLOWED_ORIGINS: {origin!r} is not an origin (e.g. https://app.example.com)"
+                )
 
     @property
     def billing_enabled(self) -> bool:
@@ -109,6 +137,42 @@ class Settings:
     @property
     def effective_public_base_url(self) -> str:
         return self.public_base_url or f"{self.base_url}/public"
+
+    @property
+    def mcp_dns_rebinding_protection(self) -> bool:
+        """False only when the operator said ``OUTPUTLAYER_MCP_ALLOWED_HOSTS=*`` (a proxy owns ``Host``)."""
+        return self.mcp_allowed_hosts != ("*",)
+
+    @property
+    def effective_mcp_allowed_hosts(self) -> tuple[str, ...]:
+        """``Host`` values ``/mcp`` answers: the configured list, else the base URL's host and local names."""
+        if self.mcp_allowed_hosts:
+            return self.mcp_allowed_hosts
+        hosts = list(LOCAL_HOSTS)
+        hostname = _hostname(self.base_url)
+        if hostname:
+            # With and without a port: a proxy may forward either form of the public name.
+            hosts[:0] = [hostname, f"{hostname}:*"]
+        return tuple(dict.fromkeys(hosts))
+
+    @property
+    def effective_mcp_allowed_origins(self) -> tuple[str, ...]:
+        """Browser origins ``/mcp`` accepts (requests without ``Origin`` always pass)."""
+        if self.mcp_allowed_origins:
+            return self.mcp_allowed_origins
+        origins = list(LOCAL_ORIGINS)
+        scheme, _, rest = self.base_url.partition("://")
+        if rest:
+            origins.insert(0, f"{scheme}://{rest.split('/', 1)[0]}")
+        return tuple(dict.fromkeys(origins))
+
+    @property
+    def effective_mcp_max_request_bytes(self) -> int:
+        """The largest ``/mcp`` request body: enough for the largest upload as base64 plus its envelope."""
+        if self.mcp_max_request_bytes:
+            return self.mcp_max_request_bytes
+        largest = GLOBAL_CEILING_BYTES if self.plan_enforcement else min(self.max_upload_bytes, GLOBAL_CEILING_BYTES)
+        return 4 * -(-largest // 3) + MCP_ENVELOPE_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -130,6 +194,15 @@ class Settings:
         if rates:
             values["rate_limits"] = RateLimits(**rates)
         return cls(**values)
+
+
+def _hostname(url: str) -> str:
+    """The host of an absolute URL without its port, lower-cased (``[::1]`` keeps its brackets)."""
+    _, _, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].rsplit("@", 1)[-1].lower()
+    if authority.startswith("["):
+        return authority.split("]", 1)[0] + "]"
+    return authority.split(":", 1)[0]
 
 
 def _rate_names() -> list[str]:
@@ -175,6 +248,11 @@ def _parse_roots(name: str, value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()).expanduser().resolve() for p in parts)
 
 
+def _parse_list(name: str, value: str) -> tuple[str, ...]:
+    """A comma-separated list; blanks are dropped, so an empty value means "derived"."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 def _int_field(field_name: str) -> tuple[str, Any]:
     return field_name, _parse_int
 
@@ -201,4 +279,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "paypal_webhook_id": ("paypal_webhook_id", _parse_text),
     "api_key": ("api_key", _parse_text),
     "mcp_roots": ("mcp_roots", _parse_roots),
+    "mcp_allowed_hosts": ("mcp_allowed_hosts", _parse_list),
+    "mcp_allowed_origins": ("mcp_allowed_origins", _parse_list),
+    "mcp_max_request_bytes": _int_field("mcp_max_request_bytes"),
 }

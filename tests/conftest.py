@@ -2,9 +2,10 @@
 that runs the application's real lifespan.
 
 Every test that builds a service runs once per backend pair: ``sqlite`` (SQLite + local files) and
-``postgres`` (PostgreSQL + S3, real servers started once per session by :mod:`tests.servers`, a fresh
-database cloned from a migrated template and a fresh bucket per test). ``OUTPUTLAYER_TEST_BACKENDS``
-(comma-separated) narrows the set, e.g. ``OUTPUTLAYER_TEST_BACKENDS=sqlite`` for a quick run.
+``postgres`` (PostgreSQL + S3, real servers started once per session by :mod:`tests.servers`; per test
+an empty database cloned from a migrated template and an empty bucket, reused once emptied again: see
+:class:`Spares`). ``OUTPUTLAYER_TEST_BACKENDS`` (comma-separated) narrows the set, e.g.
+``OUTPUTLAYER_TEST_BACKENDS=sqlite`` for a quick run.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import psycopg
+import psycopg.sql
 import pytest
 
 from rest.app import create_app
@@ -74,19 +78,119 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+class Spares:
+    """Databases and buckets that finished tests left, emptied back to the template's state, for reuse.
+
+    A fresh pair per test is too dear: cloning the template costs ~0.3 s, and each new SeaweedFS bucket
+    takes ~0.2 s and one of its volumes (~80 on a typical disk, after which every write fails). Emptying
+    takes a few milliseconds. Anything that cannot be vouched for as empty is not reused.
+    """
+
+    def __init__(self, server: RunningServer, template: str, s3: S3Server) -> None:
+        import minio
+
+        self.server, self.template, self.s3 = server, template, s3
+        self.databases: list[str] = []
+        self.buckets: list[str] = []
+        self.client = minio.Minio(s3.endpoint, s3.access_key, s3.secret_key, secure=s3.secure, region=s3.region)
+        with psycopg.connect(self._url(template)) as conn:
+            self.schema = _schema(conn)
+
+    def _url(self, database: str) -> str:
+        return self.server.url.rsplit("/", 1)[0] + "/" + database
+
+    def take(self) -> tuple[str, str]:
+        database = self.databases.pop() if self.databases else create_database(self.server.url, template=self.template)
+        bucket = self.buckets.pop() if self.buckets else f"t-{secrets.token_hex(6)}"
+        return database, bucket
+
+    def give_back(self, database_url: str, bucket: str) -> None:
+        if self._empty_database(database_url):
+            self.databases.append(database_url)
+        if self._empty_bucket(bucket):
+            self.buckets.append(bucket)
+
+    def _empty_database(self, url: str) -> bool:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                # A closed pool's sessions end asynchronously; one that lingers could still write later.
+                for _ in range(200):
+                    row = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    ).fetchone()
+                    if row is not None and row[0] == 0:
+                        break
+                    time.sleep(0.01)
+                else:
+                    return False
+                if _schema(conn) != self.schema:
+                    return False
+                with conn.transaction():
+                    for table in self.schema[-1]:
+                        if table != "alembic_version":
+                            conn.execute(psycopg.sql.SQL("DELETE FROM {}").format(psycopg.sql.Identifier(table)))
+            return True
+        except psycopg.Error:
+            return False
+
+    def _empty_bucket(self, bucket: str) -> bool:
+        import minio.deleteobjects
+        import minio.error
+        import urllib3
+
+        client = self.client
+        try:
+            for upload in client._list_multipart_uploads(bucket).uploads:
+                client._abort_multipart_upload(bucket, str(upload.object_name), str(upload.upload_id))
+            names = [str(item.object_name) for item in client.list_objects(bucket, recursive=True)]
+            errors = client.remove_objects(bucket, [minio.deleteobjects.DeleteObject(name) for name in names])
+            if list(errors):
+                return False
+            left = list(client.list_objects(bucket, recursive=True))
+            return not left and not client._list_multipart_uploads(bucket).uploads
+        except (minio.error.MinioException, urllib3.exceptions.HTTPError, OSError):
+            return False
+
+
+# What a reused database must still match: its tables' columns, its indexes and its Alembic revision.
+SCHEMA_SQL = """
+SELECT
+  (SELECT string_agg(c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', '
+                     ORDER BY c.relname, a.attnum)
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+  (SELECT string_agg(indexdef, '; ' ORDER BY indexdef) FROM pg_indexes WHERE schemaname = 'public') AS indexes,
+  (SELECT string_agg(version_num, ', ') FROM alembic_version) AS revision,
+  (SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public') AS tables
+"""
+
+
+def _schema(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    found = conn.execute(SCHEMA_SQL).fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+@pytest.fixture(scope="session")
+def spares(request: pytest.FixtureRequest) -> Spares:
+    return Spares(
+        request.getfixturevalue("postgres_server"),
+        request.getfixturevalue("postgres_template"),
+        request.getfixturevalue("s3_server"),
+    )
+
+
 @pytest.fixture
-def backend_urls(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+def backend_urls(backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """``database_url`` and ``blob_url`` for the backend pair (empty: the embedded defaults)."""
     if backend == "sqlite":
-        return {}
-    server: RunningServer = request.getfixturevalue("postgres_server")
-    template: str = request.getfixturevalue("postgres_template")
-    s3: S3Server = request.getfixturevalue("s3_server")
-    bucket = f"t-{secrets.token_hex(6)}"
-    return {
-        "database_url": create_database(server.url, template=template),
-        "blob_url": s3.url.replace(f"/{s3.bucket}?", f"/{bucket}?"),
-    }
+        yield {}
+        return
+    pool: Spares = request.getfixturevalue("spares")
+    database_url, bucket = pool.take()
+    yield {"database_url": database_url, "blob_url": pool.s3.url.replace(f"/{pool.s3.bucket}?", f"/{bucket}?")}
+    pool.give_back(database_url, bucket)
 
 
 @pytest.fixture

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import pytest
 from anyio.abc import TaskStatus
 
-from store import Account, ArtifactService, Content, Settings, StoreError, UploadResult
+from store import Account, ArtifactService, Content, StoreError, UploadResult
+from store.blobs import BlobStore
+from store.blobs.files import SPILL_BYTES, FileBlobStore
+from store.blobs.s3 import PART_BYTES, S3BlobStore
 from store.clock import iso_ms
 
 T = TypeVar("T")
@@ -82,38 +84,95 @@ def count(service: ArtifactService, table: str, where: str = "1 = 1", params: tu
     return int(found["n"])
 
 
-def blob_root(settings: Settings) -> Path:
-    return settings.data_dir / "blobs"
+def blob_key(account_id: str, output_id: str) -> str:
+    """The key the store files an output's bytes under."""
+    return f"{account_id}/{output_id}"
 
 
-def blob_files(settings: Settings) -> list[Path]:
-    """Committed blob files (everything under the blob root except the ``.partial`` directory)."""
-    root = blob_root(settings)
-    if not root.exists():
-        return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and ".partial" not in p.relative_to(root).parts)
+def _blob_store(source: ArtifactService | BlobStore) -> BlobStore:
+    return source.blobs if isinstance(source, ArtifactService) else source
 
 
-def partial_files(settings: Settings) -> list[Path]:
-    partial = blob_root(settings) / ".partial"
-    if not partial.exists():
-        return []
-    return sorted(p for p in partial.rglob("*") if p.is_file())
+def blob_keys(source: ArtifactService | BlobStore) -> list[str]:
+    """Every committed blob, as ``<account>/<output>`` keys, sorted (whatever the backend)."""
+    return sorted(_blob_store(source).keys())
 
 
-def blob_path(settings: Settings, account_id: str, output_id: str) -> Path:
-    return blob_root(settings) / account_id / output_id
+async def read_blob(service: ArtifactService, key: str) -> bytes:
+    """All the bytes committed under ``key``."""
+    return b"".join([chunk async for chunk in service.blobs.read(key)])
+
+
+async def plant_blob(service: ArtifactService, key: str, data: bytes) -> None:
+    """Commit a blob straight into the blob store, behind the service's back (an orphan, a stray)."""
+    writer = await service.blobs.writer(key, "application/octet-stream")
+    await writer.write(data)
+    await writer.commit()
+
+
+def partial_keys(source: ArtifactService | BlobStore) -> list[str]:
+    """Keys with upload state left behind but not committed, sorted.
+
+    Files: the partial files under ``.partial``. S3: multipart uploads started and neither completed nor
+    aborted (invisible to readers, but they hold storage until someone aborts them). A small upload has
+    no such state on S3 (it is buffered and sent in one PUT), so there the answer is often trivially empty.
+    """
+    blobs = _blob_store(source)
+    if isinstance(blobs, FileBlobStore):
+        return sorted(blobs.partial_keys())
+    if isinstance(blobs, S3BlobStore):
+        listing = blobs.client._list_multipart_uploads(blobs.bucket)
+        assert not listing.is_truncated, "a test never leaves 1000 uploads open"
+        return sorted(str(upload.object_name) for upload in listing.uploads)
+    raise TypeError(f"unknown blob store {type(blobs).__name__}")
+
+
+def partial_write_bytes(service: ArtifactService) -> int:
+    """Content bytes after which an unfinished upload has left state in the blob store itself.
+
+    Files spill to the partial file from ``SPILL_BYTES``; S3 starts a multipart upload once the
+    buffer exceeds one part. Below this the bytes are only in the writer's memory.
+    """
+    if isinstance(service.blobs, S3BlobStore):
+        return PART_BYTES + 1
+    return SPILL_BYTES
+
+
+async def wait_for_partials(service: ArtifactService, expected: int) -> list[str]:
+    """``partial_keys`` once it has ``expected`` entries (S3 starts a multipart upload in a background thread)."""
+    for _ in range(RACE_TIMEOUT_SECONDS * 50):
+        found = partial_keys(service)
+        if len(found) == expected:
+            return found
+        await anyio.sleep(0.02)
+    raise AssertionError(f"expected {expected} partial writes, found {partial_keys(service)}")
 
 
 def break_blob_commits(monkeypatch: Any) -> None:
-    """Make every file-blob commit fail like a full disk, after the bytes reached the partial file."""
-    from store.blobs.files import FileBlobWriter
+    """Make every blob commit fail like a storage outage, after the bytes reached the blob store's writer.
 
-    def failing_commit(self: FileBlobWriter, data: bytes) -> None:
+    Files: the commit fails like a full disk once the bytes are in the partial file. S3: the one PUT of a
+    small blob fails like a dropped connection; a streamed (multipart) one fails at completion, so the
+    SDK aborts the multipart upload and the background thread hands the failure to ``commit``.
+    """
+    from minio import Minio
+
+    from store.blobs.files import FileBlobWriter
+    from store.blobs.s3 import S3BlobWriter
+
+    def failing_file_commit(self: FileBlobWriter, data: bytes) -> None:
         self._append(data)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(FileBlobWriter, "_commit_sync", failing_commit)
+    def failing_put(self: S3BlobWriter, data: bytes) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    def failing_completion(self: Minio, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(FileBlobWriter, "_commit_sync", failing_file_commit)
+    monkeypatch.setattr(S3BlobWriter, "_put_small", failing_put)
+    monkeypatch.setattr(Minio, "_complete_multipart_upload", failing_completion)
 
 
 async def failed_output_id(service: ArtifactService, account: Account, key: str, monkeypatch: Any) -> str:

@@ -709,18 +709,12 @@ def _paths() -> dict[str, Any]:
 
 
 def _mcp_paths() -> dict[str, Any]:
-    session = {
-        "name": "Mcp-Session-Id",
-        "in": "header",
-        "required": False,
-        "description": "The session id returned by the initialize response.",
-        "schema": {"type": "string"},
-    }
     errors = _errors("invalid_request", *AUTH_ERRORS)
     jsonrpc = {"type": "object", "description": "A JSON-RPC 2.0 message or batch.", "additionalProperties": True}
     description = (
         "MCP Streamable HTTP transport (tools save_artifact, get_artifact, share, list_artifacts, delete_artifact). "
-        "Authenticated with the same Bearer keys as the REST API. See /v1/tool."
+        "Authenticated with the same Bearer keys as the REST API. Stateless: GET and DELETE answer 405. "
+        "See /v1/tool."
     )
     return {
         "post": _op(
@@ -729,39 +723,13 @@ def _mcp_paths() -> dict[str, Any]:
             "Send a JSON-RPC message to the MCP server",
             {
                 "200": {
-                    "description": "The JSON-RPC response, as JSON or as a server-sent event stream.",
-                    "content": {
-                        "application/json": {"schema": jsonrpc},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
+                    "description": "The JSON-RPC response (stateless server: JSON, no session, no event stream).",
+                    "content": {"application/json": {"schema": jsonrpc}},
                 },
                 "202": {"description": "A notification or response was accepted."},
                 **errors,
             },
             description=description,
-            parameters=[session],
             request_body={"required": True, "content": _json(jsonrpc)},
-        ),
-        "get": _op(
-            "mcpGet",
-            "mcp",
-            "Open the server-to-client event stream",
-            {
-                "200": {
-                    "description": "Server-sent events.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                },
-                **errors,
-            },
-            description=description,
-            parameters=[session],
-        ),
-        "delete": _op(
-            "mcpDelete",
-            "mcp",
-            "End an MCP session",
-            {"200": {"description": "The session was ended."}, **errors},
-            description=description,
-            parameters=[session],
         ),
     }

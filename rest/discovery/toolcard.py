@@ -1,58 +1,42 @@
 """The tool card served at ``/v1/tool``: what an agent can call and how to connect to it.
 
-For now it describes the REST upload as one tool; once the MCP server exists this function is the
-one place to regenerate the card from its real tool list (SPEC section 10).
+The tools are the MCP server's own ``tools/list`` answer (names, titles, descriptions, input and
+output schemas, annotations) and the connection facts come from :mod:`outputlayer_mcp.card`, so the
+card cannot describe a tool the server does not have (SPEC section 10).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from outputlayer_mcp.card import McpDescription, connection
 from store.capabilities import SERVER_NAME, server_version
-from store.schemas import CreateOutput, OutputResource
+from store.ids import API_KEY_PREFIX
 from store.settings import Settings
 
 
-def build_tool_card(settings: Settings) -> dict[str, Any]:
+def build_tool_card(settings: Settings, mcp: McpDescription) -> dict[str, Any]:
     base = settings.base_url
     return {
         "name": SERVER_NAME,
         "version": server_version(),
         "description": (
             "Artifact storage for AI agents: save files an agent produced, get a download or share URL, and let "
-            "them expire automatically. Every response carries an agent_contract with the next safe actions."
+            "them expire automatically. Every result carries an agent_contract with the next safe actions."
         ),
-        "tools": [
-            {
-                "name": "create_output",
-                "description": (
-                    "Store an artifact (content base64-encoded) and get back its outputId, contentUrl and, when "
-                    "public is true, a publicUrl. Send a unique Idempotency-Key header; retrying with the same "
-                    "key and payload never stores or charges twice."
-                ),
-                "inputSchema": CreateOutput.model_json_schema(),
-                "outputSchema": OutputResource.model_json_schema(),
-                "rest": {
-                    "method": "POST",
-                    "url": f"{base}/v1/outputs",
-                    "headers": {
-                        "Authorization": "Bearer <api_key>",
-                        "Idempotency-Key": "<unique per artifact>",
-                        "Content-Type": "application/json",
-                    },
-                },
-            }
-        ],
+        "protocol": "mcp",
+        "server": mcp.server,
+        "tools": mcp.tools,
+        "resourceTemplates": mcp.resource_templates,
         "connection": {
-            "mcp": {
-                "stdio": {"command": "outputlayer", "args": ["mcp"]},
-                "http": {"url": f"{base}/mcp"},
-            },
+            "mcp": connection(base),
             "rest": {"base_url": base, "openapi": f"{base}/v1/schema"},
         },
         "auth": {
             "type": "bearer",
             "header": "Authorization",
+            "key_prefix": API_KEY_PREFIX,
             "register": {"method": "POST", "url": f"{base}/v1/keys/register"},
+            "stdio": "acts for OUTPUTLAYER_API_KEY's account, or a local account created on first run",
         },
     }

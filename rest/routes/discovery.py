@@ -24,6 +24,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from outputlayer_mcp.card import McpDescription, connection
+from outputlayer_mcp.http import McpHttp
 from rest.discovery.examples import build_examples
 from rest.discovery.openapi import build_openapi
 from rest.discovery.toolcard import build_tool_card
@@ -68,10 +70,10 @@ def discovery_routes() -> list[BaseRoute]:
         return _document(call, cache.get(_settings(call)).examples)
 
     async def tool(call: Call) -> Response:
-        return _document(call, cache.get(_settings(call)).tool)
+        return _document(call, cache.get(_settings(call)).tool(await _mcp(call)))
 
     async def agent_card(call: Call) -> Response:
-        return _document(call, cache.get(_settings(call)).agent_card)
+        return _document(call, cache.get(_settings(call)).agent_card(await _mcp(call)))
 
     async def agents_md(call: Call) -> Response:
         return Response(cache.get(_settings(call)).agents_md, media_type="text/markdown; charset=utf-8")
@@ -109,6 +111,12 @@ def _settings(call: Call) -> Settings:
     if settings.base_url:
         return settings
     return settings.with_base_url(str(call.request.base_url).rstrip("/"))
+
+
+async def _mcp(call: Call) -> McpDescription:
+    """The tool list of the MCP server this app mounts at ``/mcp`` (built in the lifespan)."""
+    mcp: McpHttp = call.request.state.mcp
+    return await mcp.description()
 
 
 def _document(call: Call, document: dict[str, Any]) -> Response:
@@ -154,6 +162,8 @@ class _Documents:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._tool: dict[str, Any] | None = None
+        self._agent_card: dict[str, Any] | None = None
 
     @cached_property
     def capabilities(self) -> dict[str, Any]:
@@ -167,13 +177,16 @@ class _Documents:
     def examples(self) -> dict[str, Any]:
         return build_examples(self.settings.base_url, self.settings)
 
-    @cached_property
-    def tool(self) -> dict[str, Any]:
-        return build_tool_card(self.settings)
+    # The MCP server's description is fixed for the life of the app that mounts it.
+    def tool(self, mcp: McpDescription) -> dict[str, Any]:
+        if self._tool is None:
+            self._tool = build_tool_card(self.settings, mcp)
+        return self._tool
 
-    @cached_property
-    def agent_card(self) -> dict[str, Any]:
-        return build_agent_card(self.settings)
+    def agent_card(self, mcp: McpDescription) -> dict[str, Any]:
+        if self._agent_card is None:
+            self._agent_card = build_agent_card(self.settings, mcp)
+        return self._agent_card
 
     @cached_property
     def agents_md(self) -> str:
@@ -187,9 +200,11 @@ class _Documents:
 # --- documents built here --------------------------------------------------------------------
 
 
-def build_agent_card(settings: Settings) -> dict[str, Any]:
-    """``/.well-known/agent.json``: who this is, how to authenticate, where everything is."""
+def build_agent_card(settings: Settings, mcp: McpDescription) -> dict[str, Any]:
+    """``/.well-known/agent.json``: who this is, how to authenticate, where everything is; the ``mcp``
+    part is the MCP server's own tool list and connection facts."""
     base = settings.base_url
+    how = connection(base)
     return {
         "name": "OutputLayer",
         "description": (
@@ -208,11 +223,15 @@ def build_agent_card(settings: Settings) -> dict[str, Any]:
             "register_method": "POST",
         },
         "mcp": {
-            "endpoint": f"{base}/mcp",
-            "transport": "streamable-http",
+            "endpoint": how["http"]["url"],
+            "transport": how["http"]["transport"],
             "auth": "bearer",
-            "stdio": {"command": "outputlayer", "args": ["mcp"]},
+            "http": how["http"],
+            "stdio": how["stdio"],
             "tool_card": f"{base}/v1/tool",
+            "server": mcp.server,
+            "tools": mcp.tools,
+            "resource_templates": mcp.resource_templates,
         },
         "documents": {
             "capabilities": f"{base}/v1/capabilities",

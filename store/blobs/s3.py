@@ -5,8 +5,9 @@ is buffered and sent with one PUT on commit. A larger one is streamed: a backgro
 ``put_object(length=-1)``, a multipart upload that reads parts from a bounded queue the request
 fills, so memory stays near one part whatever the size. An upload aborted mid-way raises inside
 that reader, which makes the SDK abort the multipart upload; nothing becomes visible under the key
-until the upload completes. Timeouts are short and retries few, so a dead backend gives a quick
-``service_unavailable`` / ``upload_failed`` instead of a hung request.
+until the upload completes. A process that dies mid-upload leaves its multipart upload open;
+:meth:`S3BlobStore.delete` of the key aborts it. Timeouts are short and retries few, so a dead
+backend gives a quick ``service_unavailable`` / ``upload_failed`` instead of a hung request.
 """
 
 from __future__ import annotations
@@ -58,11 +59,22 @@ class S3Location:
 
 def _http_client() -> Any:
     import urllib3
+    from urllib3.exceptions import ReadTimeoutError
+
+    class _Retry(urllib3.Retry):
+        """One retry for a dropped keep-alive connection or a 5xx, none after a read timeout: a store
+        that stopped answering is not waited for twice (it would double the time to a 503)."""
+
+        def increment(self, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(kwargs.get("error"), ReadTimeoutError):
+                raise kwargs["error"]
+            return super().increment(*args, **kwargs)
 
     return urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=3.0, read=30.0),
+        # The read timeout bounds each wait for the store's next bytes, not a whole transfer.
+        timeout=urllib3.Timeout(connect=3.0, read=10.0),
         maxsize=32,
-        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+        retries=_Retry(total=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
 
 
@@ -103,9 +115,17 @@ class S3BlobStore:
 
     def ensure_bucket(self) -> None:
         """Create the bucket when it is missing; a refusal stops start-up with a clear message."""
+        from minio.error import S3Error
+
         try:
             if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket, location=self.location.region)
+                try:
+                    self.client.make_bucket(self.bucket, location=self.location.region)
+                except S3Error:
+                    # Another process starting at the same moment created it first
+                    # (BucketAlreadyOwnedByYou); only a bucket we still cannot reach is an error.
+                    if not self.client.bucket_exists(self.bucket):
+                        raise
         except self._errors as exc:
             raise StoreError(
                 "service_unavailable",
@@ -160,8 +180,19 @@ class S3BlobStore:
     def delete_sync(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, key)
+            self._abort_uploads(key)
         except self._errors as exc:
             raise _unavailable(exc) from exc
+
+    def _abort_uploads(self, key: str) -> None:
+        # The partial write of a streamed blob is a multipart upload; a process that died mid-upload
+        # leaves it open, holding its parts' storage forever, and only this delete (from the sweep or
+        # the request that reclaims the key) still knows the key. The SDK exposes these calls only
+        # under private names.
+        listing = self.client._list_multipart_uploads(self.bucket, prefix=key)
+        for upload in listing.uploads:
+            if upload.object_name == key and upload.upload_id is not None:
+                self.client._abort_multipart_upload(self.bucket, key, upload.upload_id)
 
     async def exists(self, key: str) -> bool:
         return await anyio.to_thread.run_sync(self._exists, key)

@@ -47,7 +47,7 @@ ROUTES = {
     "/docs": {"get"},
     "/health": {"get"},
     "/ready": {"get"},
-    "/mcp": {"post", "get", "delete"},
+    "/mcp": {"post"},
 }
 
 
@@ -370,10 +370,11 @@ def test_openapi_document_is_valid(settings: Settings) -> None:
 async def test_tool_card(client: httpx2.AsyncClient, settings: Settings) -> None:
     body = (await client.get("/v1/tool")).json()
     assert body["name"] == "outputlayer"
-    tool = next(t for t in body["tools"] if t["name"] == "create_output")
-    assert tool["inputSchema"] == CreateOutput.model_json_schema()
+    # The MCP server's own tool list (tests/mcp/test_discovery_mcp.py compares it with tools/list).
+    tool = next(t for t in body["tools"] if t["name"] == "save_artifact")
+    assert tool["inputSchema"]["required"] == ["mime_type"]
     mcp = body["connection"]["mcp"]
-    assert mcp["stdio"] == {"command": "outputlayer", "args": ["mcp"]}
+    assert (mcp["stdio"]["command"], mcp["stdio"]["args"]) == ("outputlayer", ["mcp"])
     assert mcp["http"]["url"] == f"{settings.base_url}/mcp"
 
 

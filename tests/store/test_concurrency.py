@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,8 +15,9 @@ import httpx2
 import pytest
 
 from store import Account, ArtifactService, Settings, StoreError, UploadResult
+from store.blobs import open_blob_store
 from tests.conftest import b64
-from tests.factories import blob_files, count, overrides, partial_files, race, register, upload
+from tests.factories import blob_keys, count, overrides, partial_keys, race, register, upload
 from tests.serving import OUTPUTLAYER, running_server
 
 CONTENT = b"the one and only artifact\n" * 40
@@ -35,7 +35,7 @@ async def balance(client: httpx2.AsyncClient, auth: dict[str, str]) -> dict[str,
 
 
 def assert_one_output_one_charge_one_blob(
-    statuses: list[tuple[int, str | None, bool]], service: ArtifactService, settings: Settings
+    statuses: list[tuple[int, str | None, bool]], service: ArtifactService
 ) -> None:
     """statuses: (HTTP status, error code, replayed) for each contender of a same-key race."""
     for status, code, _replayed in statuses:
@@ -44,8 +44,8 @@ def assert_one_output_one_charge_one_blob(
     assert len(created) == 1, f"exactly one 201 is the original, the others are replays or 503: {statuses}"
     assert any(s[0] == 503 or s[2] for s in statuses), "the race did not overlap"
     assert count(service, "outputs") == 1
-    assert len(blob_files(settings)) == 1
-    assert partial_files(settings) == []
+    assert len(blob_keys(service)) == 1
+    assert partial_keys(service) == []
     assert service.check().problems == []
 
 
@@ -54,7 +54,7 @@ def assert_one_output_one_charge_one_blob(
 
 @pytest.mark.anyio
 async def test_ten_identical_rest_uploads_make_one_output_one_charge_one_blob(
-    client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, settings: Settings
+    client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """10 concurrent identical POSTs, one key: one output, one unit charged, one blob; others replay or 503."""
     body = json_upload(CONTENT, label="race.txt")
@@ -75,7 +75,7 @@ async def test_ten_identical_rest_uploads_make_one_output_one_charge_one_blob(
         else:
             assert response.headers["Retry-After"] == "5"
             assert payload["agent_contract"]["next_actions"][0]["action"] == "retry_after_wait"
-    assert_one_output_one_charge_one_blob(statuses, service, settings)
+    assert_one_output_one_charge_one_blob(statuses, service)
     assert len(output_ids) == 1
     account = await balance(client, auth)
     assert (account["freeRemaining"], account["creditsRemaining"]) == (4, 0)
@@ -86,9 +86,7 @@ async def test_ten_identical_rest_uploads_make_one_output_one_charge_one_blob(
 
 
 @pytest.mark.anyio
-async def test_ten_identical_service_uploads_make_one_output_one_charge_one_blob(
-    service: ArtifactService, settings: Settings
-) -> None:
+async def test_ten_identical_service_uploads_make_one_output_one_charge_one_blob(service: ArtifactService) -> None:
     """The same race straight through the service: one original, replays or in-flight refusals, one charge."""
     account = await register(service)
 
@@ -100,7 +98,7 @@ async def test_ten_identical_service_uploads_make_one_output_one_charge_one_blob
 
     outcomes = await race([attempt] * 10)
     statuses = [(201, None, o.replayed) if isinstance(o, UploadResult) else (o.status, o.code, False) for o in outcomes]
-    assert_one_output_one_charge_one_blob(statuses, service, settings)
+    assert_one_output_one_charge_one_blob(statuses, service)
     assert len({o.body["outputId"] for o in outcomes if isinstance(o, UploadResult)}) == 1
     after = await service.account(account.id)
     assert (after.free_remaining, after.credits_remaining, after.storage_used_bytes) == (4, 0, len(CONTENT))
@@ -167,7 +165,7 @@ DOORS = [pytest.param("rest", id="rest"), pytest.param("service", id="service")]
 @overrides(free_uploads=N - 1)
 @pytest.mark.parametrize("door", DOORS)
 async def test_uploads_racing_for_the_last_units_charge_exactly_the_units_left(
-    client: httpx2.AsyncClient, service: ArtifactService, settings: Settings, door: str
+    client: httpx2.AsyncClient, service: ArtifactService, door: str
 ) -> None:
     """8 distinct uploads race for 7 units: exactly 7 succeed, exactly 1 gets 402 quota_exhausted."""
     contents = [bytes([65 + n]) * (100 + n) for n in range(N)]
@@ -180,8 +178,8 @@ async def test_uploads_racing_for_the_last_units_charge_exactly_the_units_left(
     assert after.storage_used_bytes == sum(size for status, _, size in outcomes if status == 201)
     assert count(service, "outputs", "account_id = ? AND status = 'ready'", (account.id,)) == N - 1
     assert count(service, "outputs", "account_id = ?", (account.id,)) == N - 1
-    assert len(blob_files(settings)) == N - 1
-    assert partial_files(settings) == []
+    assert len(blob_keys(service)) == N - 1
+    assert partial_keys(service) == []
     assert service.check().problems == []
 
 
@@ -189,7 +187,7 @@ async def test_uploads_racing_for_the_last_units_charge_exactly_the_units_left(
 @overrides(free_uploads=2 * N, storage_limit_bytes=(N - 1) * 100)
 @pytest.mark.parametrize("door", DOORS)
 async def test_uploads_racing_for_the_last_bytes_never_exceed_the_storage_limit(
-    client: httpx2.AsyncClient, service: ArtifactService, settings: Settings, door: str
+    client: httpx2.AsyncClient, service: ArtifactService, door: str
 ) -> None:
     """8 uploads of 100 bytes race for room for 7: exactly 7 succeed, 1 gets 402 storage_limit_reached."""
     contents = [bytes([97 + n]) * 100 for n in range(N)]
@@ -201,8 +199,8 @@ async def test_uploads_racing_for_the_last_bytes_never_exceed_the_storage_limit(
     assert after.storage_used_bytes == (N - 1) * 100 == after.storage_limit_bytes
     assert after.free_remaining == 2 * N - (N - 1), "the refused upload was not charged"
     assert count(service, "outputs", "account_id = ?", (account.id,)) == N - 1
-    assert len(blob_files(settings)) == N - 1
-    assert partial_files(settings) == []
+    assert len(blob_keys(service)) == N - 1
+    assert partial_keys(service) == []
     assert service.check().problems == []
 
 
@@ -211,10 +209,17 @@ async def test_uploads_racing_for_the_last_bytes_never_exceed_the_storage_limit(
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_ten_identical_uploads_to_a_real_server_make_one_output(tmp_path: Path) -> None:
-    """10 concurrent identical POSTs over TCP to `outputlayer serve`: one output, one charge; `check` exits 0."""
-    data_dir = tmp_path / "served"
-    env = {"OUTPUTLAYER_RATE_LIMITS": "off"}
+async def test_ten_identical_uploads_to_a_real_server_make_one_output(settings: Settings) -> None:
+    """10 concurrent identical POSTs over TCP to `outputlayer serve`: one output, one charge; `check` exits 0.
+
+    The server runs on the test's backend pair (its database and blob store come from ``settings``).
+    """
+    data_dir = settings.data_dir
+    env = {
+        "OUTPUTLAYER_RATE_LIMITS": "off",
+        "OUTPUTLAYER_DATABASE_URL": settings.database_url,
+        "OUTPUTLAYER_BLOB_URL": settings.blob_url,
+    }
     body = json_upload(CONTENT, label="race.txt")
     with running_server(data_dir, env) as server:
         async with httpx2.AsyncClient(base_url=server.base_url, timeout=20) as http:
@@ -245,8 +250,12 @@ async def test_ten_identical_uploads_to_a_real_server_make_one_output(tmp_path: 
             assert listing.headers["X-OutputLayer-Credits-Remaining"] == "0"
             assert listing.headers["X-OutputLayer-Storage-Used-Bytes"] == str(len(CONTENT))
     assert server.process.returncode is not None, "the server was stopped"
-    blobs = [p for p in (data_dir / "blobs").rglob("*") if p.is_file() and ".partial" not in p.parts]
-    assert len(blobs) == 1
+    blobs = open_blob_store(settings.blob_url)
+    try:
+        assert len(blob_keys(blobs)) == 1
+        assert partial_keys(blobs) == []
+    finally:
+        blobs.close()
     check_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPUTLAYER_")}
     check_env.update({"OUTPUTLAYER_DATA_DIR": str(data_dir), **env})
     with anyio.fail_after(60):

@@ -8,24 +8,23 @@ from typing import Any
 import pytest
 
 from store import Account, ArtifactService, ManualClock, Settings, StoreError, open_service
-from store.blobs import FileBlobStore
 from tests.factories import (
-    blob_files,
-    blob_path,
-    blob_root,
+    blob_key,
+    blob_keys,
     count,
     failed_output_id,
     future_iso,
     overrides,
-    partial_files,
+    partial_keys,
+    partial_write_bytes,
+    plant_blob,
     race,
     read_content,
     register,
     rows,
     upload,
+    wait_for_partials,
 )
-
-MIB = 1024 * 1024
 
 
 def status_in_db(service: ArtifactService, output_id: str) -> str:
@@ -93,7 +92,7 @@ async def test_output_is_readable_until_the_last_millisecond(service: ArtifactSe
 
 @pytest.mark.anyio
 async def test_sweep_expires_due_outputs_deletes_blobs_and_gives_storage_back(
-    service: ArtifactService, settings: Settings, clock: ManualClock
+    service: ArtifactService, clock: ManualClock
 ) -> None:
     """A sweep marks due rows expired, removes their blobs and returns their bytes; live ones stay."""
     account = await register(service)
@@ -108,7 +107,7 @@ async def test_sweep_expires_due_outputs_deletes_blobs_and_gives_storage_back(
     assert status_in_db(service, short_a.body["outputId"]) == "expired"
     assert status_in_db(service, short_b.body["outputId"]) == "expired"
     assert status_in_db(service, kept.body["outputId"]) == "ready"
-    assert blob_files(settings) == [blob_path(settings, account.id, kept.body["outputId"])]
+    assert blob_keys(service) == [blob_key(account.id, kept.body["outputId"])]
     nulled = rows(service, "SELECT COUNT(*) AS n FROM outputs WHERE status = 'expired' AND blob_key IS NULL")
     assert nulled[0]["n"] == 2
     gone = await service.get_output(account, short_a.body["outputId"])
@@ -117,9 +116,7 @@ async def test_sweep_expires_due_outputs_deletes_blobs_and_gives_storage_back(
 
 
 @pytest.mark.anyio
-async def test_sweeping_twice_gives_storage_back_once(
-    service: ArtifactService, settings: Settings, clock: ManualClock
-) -> None:
+async def test_sweeping_twice_gives_storage_back_once(service: ArtifactService, clock: ManualClock) -> None:
     """A second sweep finds nothing to do and changes nothing."""
     account = await register(service)
     await upload(service, account, "a", b"a" * 10, expiresAt=future_iso(service, 60))
@@ -130,7 +127,7 @@ async def test_sweeping_twice_gives_storage_back_once(
     assert (first.expired, first.blobs_deleted) == (1, 1)
     assert (second.expired, second.blobs_deleted, second.stale_slots) == (0, 0, 0)
     assert await used(service, account) == 25
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
     assert service.check().problems == []
 
 
@@ -142,7 +139,6 @@ async def test_sweeping_twice_gives_storage_back_once(
 async def test_concurrent_sweeps_give_storage_back_exactly_once(
     service: ArtifactService,
     second_service: ArtifactService,
-    settings: Settings,
     clock: ManualClock,
     sweepers: str,
 ) -> None:
@@ -159,22 +155,20 @@ async def test_concurrent_sweeps_give_storage_back_exactly_once(
     assert sum(r.expired for r in reports) == 30
     assert await used(service, account) == 1000
     assert count(service, "outputs", "status = 'expired'") == 30
-    assert blob_files(settings) == [blob_path(settings, account.id, keeper.body["outputId"])]
+    assert blob_keys(service) == [blob_key(account.id, keeper.body["outputId"])]
     assert (await service.sweep()).expired == 0
     assert await used(service, account) == 1000
     assert service.check().problems == []
 
 
 @pytest.mark.anyio
-async def test_sweep_reclaims_a_stale_in_flight_slot(
-    service: ArtifactService, settings: Settings, clock: ManualClock
-) -> None:
+async def test_sweep_reclaims_a_stale_in_flight_slot(service: ArtifactService, clock: ManualClock) -> None:
     """An upload abandoned mid-stream for over 60 s loses its slot and partial blob to the sweep."""
     account = await register(service)
     abandoned = await service.begin_upload(account, "k", content_length=None, wire="direct")
     abandoned.set_fields({"mimeType": "application/octet-stream"})
-    await abandoned.write(b"p" * (MIB + 1))
-    assert len(partial_files(settings)) == 1
+    await abandoned.write(b"p" * partial_write_bytes(service))
+    assert len(await wait_for_partials(service, 1)) == 1
     clock.advance(30)
     assert (await service.sweep()).stale_slots == 0, "30 s idle is not stale yet"
     assert count(service, "idempotency_keys") == 1
@@ -182,7 +176,7 @@ async def test_sweep_reclaims_a_stale_in_flight_slot(
     report = await service.sweep()
     assert report.stale_slots == 1
     assert count(service, "idempotency_keys") == 0
-    assert partial_files(settings) == [] and blob_files(settings) == []
+    assert partial_keys(service) == [] and blob_keys(service) == []
     assert (await service.account(account.id)).free_remaining == 5
     fresh = await upload(service, account, "k", b"second try")
     assert fresh.replayed is False
@@ -223,7 +217,7 @@ async def test_sweep_forgets_completed_keys_after_seven_days(service: ArtifactSe
 
 @pytest.mark.anyio
 async def test_delete_gives_storage_back_once_and_repeats_idempotently(
-    service: ArtifactService, settings: Settings, clock: ManualClock
+    service: ArtifactService, clock: ManualClock
 ) -> None:
     """DELETE removes the blob and returns the bytes once; deleting again returns the same deleted output."""
     account = await register(service)
@@ -235,7 +229,7 @@ async def test_delete_gives_storage_back_once_and_repeats_idempotently(
     assert first["contentUrl"] is None and first["publicUrl"] is None
     assert "deletedAt" in first
     assert await used(service, account) == 5
-    assert not blob_path(settings, account.id, output_id).exists()
+    assert not await service.blobs.exists(blob_key(account.id, output_id))
     clock.advance(10)
     second = await service.delete_output(account, output_id)
     assert second == first
@@ -332,7 +326,8 @@ async def mixed_workload(
     clock.advance(20)  # a3 is now expired but not swept
     open_upload = await service.begin_upload(bob, "b4", content_length=None, wire="direct")
     open_upload.set_fields({"mimeType": "text/plain"})
-    await open_upload.write(b"f" * (MIB + 1))  # an in-flight partial blob
+    await open_upload.write(b"f" * partial_write_bytes(service))  # an in-flight partial blob
+    await wait_for_partials(service, 1)
     return alice, bob
 
 
@@ -352,7 +347,7 @@ async def test_check_is_clean_after_a_mixed_workload(
     assert service.check().problems == []
 
 
-def _raise_storage(service: ArtifactService, settings: Settings, account: Account) -> str:
+async def _raise_storage(service: ArtifactService, account: Account) -> str:
     service.db.write_sync(
         lambda tx: tx.execute(
             "UPDATE accounts SET storage_used_bytes = storage_used_bytes + 1 WHERE id = ?", (account.id,)
@@ -361,31 +356,30 @@ def _raise_storage(service: ArtifactService, settings: Settings, account: Accoun
     return account.id
 
 
-def _lower_storage(service: ArtifactService, settings: Settings, account: Account) -> str:
+async def _lower_storage(service: ArtifactService, account: Account) -> str:
     service.db.write_sync(
         lambda tx: tx.execute("UPDATE accounts SET storage_used_bytes = 0 WHERE id = ?", (account.id,))
     )
     return account.id
 
 
-def _delete_blob(service: ArtifactService, settings: Settings, account: Account) -> str:
+async def _delete_blob(service: ArtifactService, account: Account) -> str:
     (row,) = rows(
         service, "SELECT id FROM outputs WHERE account_id = ? AND status = 'ready' AND public = 1", (account.id,)
     )
-    blob_path(settings, account.id, row["id"]).unlink()
+    key = blob_key(account.id, row["id"])
+    assert key in blob_keys(service)
+    service.blobs.delete_sync(key)
     return str(row["id"])
 
 
-def _orphan_blob(service: ArtifactService, settings: Settings, account: Account) -> str:
-    orphan = blob_path(settings, account.id, "out_01JORPHANORPHANORPHANORPHA")
-    orphan.write_bytes(b"nobody's")
+async def _orphan_blob(service: ArtifactService, account: Account) -> str:
+    await plant_blob(service, blob_key(account.id, "out_01JORPHANORPHANORPHANORPHA"), b"nobody's")
     return "out_01JORPHANORPHANORPHANORPHA"
 
 
-def _orphan_blob_of_unknown_account(service: ArtifactService, settings: Settings, account: Account) -> str:
-    folder = blob_root(settings) / "key_01JNOBODYNOBODYNOBODYNOBOD"
-    folder.mkdir()
-    (folder / "out_01JSTRAYSTRAYSTRAYSTRAYSTR").write_bytes(b"stray")
+async def _orphan_blob_of_unknown_account(service: ArtifactService, account: Account) -> str:
+    await plant_blob(service, blob_key("key_01JNOBODYNOBODYNOBODYNOBOD", "out_01JSTRAYSTRAYSTRAYSTRAYSTR"), b"stray")
     return "out_01JSTRAYSTRAYSTRAYSTRAYSTR"
 
 
@@ -402,15 +396,14 @@ def _orphan_blob_of_unknown_account(service: ArtifactService, settings: Settings
 )
 async def test_check_reports_drift(
     service: ArtifactService,
-    settings: Settings,
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
-    corrupt: Callable[[ArtifactService, Settings, Account], str],
+    corrupt: Callable[[ArtifactService, Account], Awaitable[str]],
 ) -> None:
     """Each kind of corruption made directly in the database or blob store is reported, naming what drifted."""
     alice, _bob = await mixed_workload(service, clock, monkeypatch)
     assert service.check().problems == []
-    culprit = corrupt(service, settings, alice)
+    culprit = await corrupt(service, alice)
     problems = service.check().problems
     assert len(problems) == 1, problems
     assert culprit in problems[0]
@@ -420,7 +413,6 @@ async def test_check_reports_drift(
 @pytest.mark.parametrize("ending", [pytest.param("delete", id="delete"), pytest.param("expiry", id="expiry")])
 async def test_blob_removal_that_fails_is_retried_by_the_next_sweep(
     service: ArtifactService,
-    settings: Settings,
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
     ending: str,
@@ -430,23 +422,24 @@ async def test_blob_removal_that_fails_is_retried_by_the_next_sweep(
     doomed = await upload(service, account, "a", b"a" * 20, expiresAt=future_iso(service, 60))
     await upload(service, account, "b", b"b" * 5)
     output_id = doomed.body["outputId"]
+    key = blob_key(account.id, output_id)
 
-    async def blob_store_down(self: FileBlobStore, key: str) -> None:
+    async def blob_store_down(_key: str) -> None:
         raise StoreError("service_unavailable", "The blob store is temporarily unavailable.")
 
     with monkeypatch.context() as patch:
-        patch.setattr(FileBlobStore, "delete", blob_store_down)
+        patch.setattr(service.blobs, "delete", blob_store_down)
         if ending == "delete":
             assert (await service.delete_output(account, output_id))["status"] == "deleted"
         else:
             clock.advance(60)
             assert (await service.sweep()).expired == 1
-        assert blob_path(settings, account.id, output_id).exists(), "the blob could not be removed yet"
+        assert await service.blobs.exists(key), "the blob could not be removed yet"
         assert await used(service, account) == 5
         assert service.check().problems == []
     await service.sweep()
-    assert not blob_path(settings, account.id, output_id).exists()
+    assert not await service.blobs.exists(key)
     await service.sweep()
     assert await used(service, account) == 5
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
     assert service.check().problems == []

@@ -10,17 +10,20 @@ import pytest
 from store import Account, ArtifactService, ManualClock, Settings, StoreError
 from store.clock import iso_ms
 from tests.factories import (
-    blob_files,
-    blob_path,
+    blob_key,
+    blob_keys,
     break_blob_commits,
     count,
     future_iso,
     overrides,
-    partial_files,
+    partial_keys,
+    partial_write_bytes,
+    read_blob,
     register,
     rows,
     upload,
     upload_error,
+    wait_for_partials,
 )
 
 MIB = 1024 * 1024
@@ -34,7 +37,7 @@ def outputs(service: ArtifactService, account: Account) -> list[dict[str, Any]]:
     return rows(service, "SELECT id, status, size_bytes FROM outputs WHERE account_id = ? ORDER BY id", (account.id,))
 
 
-async def assert_untouched(service: ArtifactService, settings: Settings, account: Account, key: str) -> None:
+async def assert_untouched(service: ArtifactService, account: Account, key: str) -> None:
     """Nothing of a refused upload remains: no charge, no blob, no partial, no row, no slot for its key."""
     now = await service.account(account.id)
     assert (now.free_remaining, now.credits_remaining, now.storage_used_bytes) == (
@@ -43,7 +46,7 @@ async def assert_untouched(service: ArtifactService, settings: Settings, account
         account.storage_used_bytes,
     )
     assert [s for s in slots(service, account) if s["key"] == key] == []
-    assert partial_files(settings) == []
+    assert partial_keys(service) == []
     assert service.check().problems == []
 
 
@@ -51,7 +54,7 @@ async def assert_untouched(service: ArtifactService, settings: Settings, account
 
 
 @pytest.mark.anyio
-async def test_upload_stores_the_bytes_and_charges_one_free_unit(service: ArtifactService, settings: Settings) -> None:
+async def test_upload_stores_the_bytes_and_charges_one_free_unit(service: ArtifactService) -> None:
     """A new upload: one ready row, one blob with the exact bytes, one free unit and its size charged."""
     account = await register(service)
     assert (account.free_remaining, account.credits_remaining, account.storage_used_bytes) == (5, 0, 0)
@@ -70,12 +73,12 @@ async def test_upload_stores_the_bytes_and_charges_one_free_unit(service: Artifa
     assert result.account.storage_used_bytes == len(content)
     stored = await service.account(account.id)
     assert stored == result.account
-    assert blob_files(settings) == [blob_path(settings, account.id, body["outputId"])]
-    assert blob_path(settings, account.id, body["outputId"]).read_bytes() == content
+    assert blob_keys(service) == [blob_key(account.id, body["outputId"])]
+    assert await read_blob(service, blob_key(account.id, body["outputId"])) == content
     assert [(o["id"], o["status"], o["size_bytes"]) for o in outputs(service, account)] == [
         (body["outputId"], "ready", len(content))
     ]
-    assert partial_files(settings) == []
+    assert partial_keys(service) == []
 
 
 @pytest.mark.anyio
@@ -120,29 +123,30 @@ async def test_uploads_sum_their_sizes_into_storage_used(service: ArtifactServic
 
 
 @pytest.mark.anyio
-async def test_large_upload_is_streamed_to_one_blob(service: ArtifactService, settings: Settings) -> None:
-    """A multi-MiB upload in many chunks ends as one blob with the exact bytes and size."""
+async def test_large_upload_is_streamed_to_one_blob(service: ArtifactService) -> None:
+    """A multi-MiB upload in many chunks ends as one blob with the exact bytes and size.
+
+    6 MiB: past the file store's 1 MiB spill and past one 5 MiB S3 part, so both backends stream it.
+    """
     account = await register(service)
     chunk = bytes(range(256)) * 1024
     session = await service.begin_upload(account, "big", content_length=None, wire="direct")
     async with session:
         session.set_fields({"mimeType": "application/octet-stream"})
-        for _ in range(12):
+        for _ in range(24):
             await session.write(chunk)
         result = await session.finish()
-    assert result.body["sizeBytes"] == 12 * len(chunk)
-    (blob,) = blob_files(settings)
-    assert blob.read_bytes() == chunk * 12
-    assert partial_files(settings) == []
+    assert result.body["sizeBytes"] == 24 * len(chunk)
+    assert blob_keys(service) == [blob_key(account.id, result.body["outputId"])]
+    assert await read_blob(service, blob_key(account.id, result.body["outputId"])) == chunk * 24
+    assert partial_keys(service) == []
 
 
 # --- replay and conflict -------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_replay_returns_the_same_output_without_charge_or_new_blob(
-    service: ArtifactService, settings: Settings
-) -> None:
+async def test_replay_returns_the_same_output_without_charge_or_new_blob(service: ArtifactService) -> None:
     """Same key, same request: same body, replayed, no second charge, row or blob."""
     account = await register(service)
     first = await upload(service, account, "k", b"payload", label="a")
@@ -152,9 +156,9 @@ async def test_replay_returns_the_same_output_without_charge_or_new_blob(
         assert again.body == first.body
     after = await service.account(account.id)
     assert (after.free_remaining, after.storage_used_bytes) == (4, len(b"payload"))
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
     assert len(outputs(service, account)) == 1
-    assert partial_files(settings) == []
+    assert partial_keys(service) == []
 
 
 @pytest.mark.anyio
@@ -182,7 +186,7 @@ async def test_replay_shows_the_current_representation(service: ArtifactService,
     ],
 )
 async def test_same_key_with_a_different_request_conflicts(
-    service: ArtifactService, settings: Settings, content: bytes, changed: dict[str, Any]
+    service: ArtifactService, content: bytes, changed: dict[str, Any]
 ) -> None:
     """A completed key reused with another fingerprint answers idempotency_conflict and charges nothing."""
     account = await register(service)
@@ -195,9 +199,9 @@ async def test_same_key_with_a_different_request_conflicts(
     assert error.code == "idempotency_conflict"
     assert error.status == 409
     assert await service.account(account.id) == before
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
     assert len(outputs(service, account)) == 1
-    assert partial_files(settings) == []
+    assert partial_keys(service) == []
     assert [s["state"] for s in slots(service, account)] == ["completed"]
 
 
@@ -219,7 +223,7 @@ async def test_replay_after_delete_shows_deleted(service: ArtifactService) -> No
 
 
 @pytest.mark.anyio
-async def test_keys_are_scoped_to_their_account(service: ArtifactService, settings: Settings) -> None:
+async def test_keys_are_scoped_to_their_account(service: ArtifactService) -> None:
     """Two accounts using the same key get two outputs, each charged to its own account."""
     alice, bob = await register(service), await register(service)
     a = await upload(service, alice, "shared-key", b"alice")
@@ -228,7 +232,7 @@ async def test_keys_are_scoped_to_their_account(service: ArtifactService, settin
     assert a.body["outputId"] != b.body["outputId"]
     assert (await service.account(alice.id)).free_remaining == 4
     assert (await service.account(bob.id)).free_remaining == 4
-    assert len(blob_files(settings)) == 2
+    assert len(blob_keys(service)) == 2
 
 
 @pytest.mark.anyio
@@ -282,16 +286,16 @@ async def test_json_and_multipart_uploads_of_one_artifact_share_a_fingerprint(se
     ],
 )
 async def test_validation_failure_leaves_nothing_and_releases_the_key(
-    service: ArtifactService, settings: Settings, content: bytes, fields: dict[str, Any], code: str
+    service: ArtifactService, content: bytes, fields: dict[str, Any], code: str
 ) -> None:
     """A 4xx validation error charges nothing, leaves no blob or row, and the same key then succeeds."""
     account = await register(service)
     error = await upload_error(service, account, "k", content, **fields)
     assert error.code == code, error.message
     assert error.status == 400
-    assert blob_files(settings) == []
+    assert blob_keys(service) == []
     assert outputs(service, account) == []
-    await assert_untouched(service, settings, account, "k")
+    await assert_untouched(service, account, "k")
     retried = await upload(service, account, "k", b"good content")
     assert retried.replayed is False
     assert retried.body["status"] == "ready"
@@ -299,23 +303,26 @@ async def test_validation_failure_leaves_nothing_and_releases_the_key(
 
 
 @pytest.mark.anyio
-@overrides(max_upload_bytes=2 * MIB)
-async def test_payload_over_the_limit_mid_stream_leaves_nothing(service: ArtifactService, settings: Settings) -> None:
-    """Bytes past the limit end the upload with payload_too_large: no charge, blob, partial, row or slot."""
+@overrides(max_upload_bytes=6 * MIB)
+async def test_payload_over_the_limit_mid_stream_leaves_nothing(service: ArtifactService) -> None:
+    """Bytes past the limit end the upload with payload_too_large: no charge, blob, partial, row or slot.
+
+    6 MiB is past both backends' point of writing through (a partial file; an S3 multipart upload).
+    """
     account = await register(service)
     session = await service.begin_upload(account, "k", content_length=None, wire="direct")
     with pytest.raises(StoreError) as caught:
         async with session:
             session.set_fields({"mimeType": "application/octet-stream"})
-            await session.write(b"a" * MIB)
-            await session.write(b"b" * MIB)
-            assert len(partial_files(settings)) == 1, "the bytes so far were spilled to a partial file"
-            await session.write(b"c")
+            for n in range(6):
+                await session.write(bytes([97 + n]) * MIB)
+            assert len(await wait_for_partials(service, 1)) == 1, "the bytes so far reached the blob store"
+            await session.write(b"z")
     assert caught.value.code == "payload_too_large"
     assert caught.value.status == 400
-    assert blob_files(settings) == []
+    assert blob_keys(service) == []
     assert outputs(service, account) == []
-    await assert_untouched(service, settings, account, "k")
+    await assert_untouched(service, account, "k")
 
 
 @pytest.mark.anyio
@@ -338,7 +345,7 @@ async def test_payload_exactly_at_the_limit_is_accepted(service: ArtifactService
     ],
 )
 async def test_declared_length_over_the_limit_is_refused_before_any_write(
-    service: ArtifactService, settings: Settings, wire: str, content_length: int
+    service: ArtifactService, wire: str, content_length: int
 ) -> None:
     """A Content-Length above the limit is refused when the upload opens: no slot, no writer, no partial."""
     account = await register(service)
@@ -346,8 +353,8 @@ async def test_declared_length_over_the_limit_is_refused_before_any_write(
         await service.begin_upload(account, "k", content_length=content_length, wire=wire)
     assert caught.value.code == "payload_too_large"
     assert slots(service, account) == []
-    assert blob_files(settings) == [] and partial_files(settings) == []
-    await assert_untouched(service, settings, account, "k")
+    assert blob_keys(service) == [] and partial_keys(service) == []
+    await assert_untouched(service, account, "k")
 
 
 # --- quota failures ------------------------------------------------------------------------------
@@ -355,17 +362,15 @@ async def test_declared_length_over_the_limit_is_refused_before_any_write(
 
 @pytest.mark.anyio
 @overrides(free_uploads=0)
-async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(
-    service: ArtifactService, settings: Settings
-) -> None:
+async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(service: ArtifactService) -> None:
     """With no free units or credits, opening the upload fails; after a grant the same key succeeds."""
     account = await register(service)
     with pytest.raises(StoreError) as caught:
         await service.begin_upload(account, "k", content_length=None, wire="direct")
     assert caught.value.code == "quota_exhausted"
     assert caught.value.status == 402
-    assert blob_files(settings) == [] and outputs(service, account) == []
-    await assert_untouched(service, settings, account, "k")
+    assert blob_keys(service) == [] and outputs(service, account) == []
+    await assert_untouched(service, account, "k")
     service.grant(account.id, credits=1, storage_bytes=0)
     result = await upload(service, account, "k")
     assert (result.replayed, result.account.credits_remaining) == (False, 0)
@@ -373,9 +378,7 @@ async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(
 
 @pytest.mark.anyio
 @overrides(free_uploads=1)
-async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(
-    service: ArtifactService, settings: Settings
-) -> None:
+async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: ArtifactService) -> None:
     """Two uploads open with one unit left: the second to finish gets quota_exhausted and leaves nothing."""
     account = await register(service)
     first = await service.begin_upload(account, "k1", content_length=None, wire="direct")
@@ -390,19 +393,19 @@ async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(
             await second.write(b"second")
             await second.finish()
     assert caught.value.code == "quota_exhausted"
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
     assert [o["status"] for o in outputs(service, account)] == ["ready"]
     assert [s["key"] for s in slots(service, account)] == ["k1"]
     after = await service.account(account.id)
     assert (after.free_remaining, after.storage_used_bytes) == (0, len(b"first"))
-    assert partial_files(settings) == []
+    assert partial_keys(service) == []
     assert service.check().problems == []
 
 
 @pytest.mark.anyio
 @overrides(storage_limit_bytes=100)
 async def test_storage_limit_at_settle_leaves_nothing_and_the_key_works_after_a_delete(
-    service: ArtifactService, settings: Settings
+    service: ArtifactService,
 ) -> None:
     """used + size > limit answers storage_limit_reached; deleting frees room and the same key succeeds."""
     account = await register(service)
@@ -411,8 +414,8 @@ async def test_storage_limit_at_settle_leaves_nothing_and_the_key_works_after_a_
     error = await upload_error(service, account, "k2", b"y" * 41)
     assert error.code == "storage_limit_reached"
     assert error.status == 402
-    assert len(blob_files(settings)) == 1 and len(outputs(service, account)) == 1
-    await assert_untouched(service, settings, before, "k2")
+    assert len(blob_keys(service)) == 1 and len(outputs(service, account)) == 1
+    await assert_untouched(service, before, "k2")
     exact = await upload(service, account, "k3", b"z" * 40)
     assert exact.account.storage_used_bytes == 100
     await service.delete_output(account, kept.body["outputId"])
@@ -423,49 +426,55 @@ async def test_storage_limit_at_settle_leaves_nothing_and_the_key_works_after_a_
 
 @pytest.mark.anyio
 @overrides(storage_limit_bytes=100)
-async def test_storage_limit_is_refused_up_front_from_the_declared_length(
-    service: ArtifactService, settings: Settings
-) -> None:
+async def test_storage_limit_is_refused_up_front_from_the_declared_length(service: ArtifactService) -> None:
     """A declared length that cannot fit is refused when the upload opens, before any byte is sent."""
     account = await register(service)
     with pytest.raises(StoreError) as caught:
         await service.begin_upload(account, "k", content_length=101, wire="direct")
     assert caught.value.code == "storage_limit_reached"
     assert slots(service, account) == []
-    await assert_untouched(service, settings, account, "k")
+    await assert_untouched(service, account, "k")
 
 
 # --- backend failure -----------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"doomed bytes", id="buffered"),
+        # Past the file spill and one S3 part: the partial file / the multipart upload must go too.
+        pytest.param(b"d" * (6 * MIB), id="streamed"),
+    ],
+)
 async def test_blob_commit_failure_records_a_failed_output_and_charges_nothing(
-    service: ArtifactService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    service: ArtifactService, monkeypatch: pytest.MonkeyPatch, content: bytes
 ) -> None:
     """A blob store failure answers upload_failed, keeps a failed row, frees the key and charges nothing."""
     account = await register(service)
     with monkeypatch.context() as patch:
         break_blob_commits(patch)
-        error = await upload_error(service, account, "k", b"doomed bytes", label="doomed")
+        error = await upload_error(service, account, "k", content, label="doomed")
     assert error.code == "upload_failed"
     assert (error.status, error.retryable) == (422, True)
     (failed,) = outputs(service, account)
     assert failed["status"] == "failed"
     assert failed["size_bytes"] == 0
     assert slots(service, account) == []
-    assert blob_files(settings) == [] and partial_files(settings) == []
-    await assert_untouched(service, settings, account, "k")
+    assert blob_keys(service) == [] and partial_keys(service) == []
+    await assert_untouched(service, account, "k")
     shown = await service.get_output(account, failed["id"])
     assert shown.body["status"] == "failed"
     assert shown.body["contentUrl"] is None
     with pytest.raises(StoreError) as content_error:
         await service.open_content(account, failed["id"])
     assert content_error.value.code == "upload_failed"
-    retried = await upload(service, account, "k", b"doomed bytes", label="doomed")
+    retried = await upload(service, account, "k", content, label="doomed")
     assert retried.replayed is False
     assert retried.body["outputId"] != failed["id"]
     assert retried.account.free_remaining == 4
-    assert len(blob_files(settings)) == 1
+    assert len(blob_keys(service)) == 1
 
 
 # --- in-flight and stale slots -------------------------------------------------------------------
@@ -524,20 +533,20 @@ async def test_upload_making_progress_keeps_its_slot(service: ArtifactService, c
 
 @pytest.mark.anyio
 async def test_stale_slot_is_reclaimed_and_its_partial_blob_removed(
-    service: ArtifactService, settings: Settings, clock: ManualClock
+    service: ArtifactService, clock: ManualClock
 ) -> None:
     """A slot idle for over 60 s (a crashed upload) is taken over by the next request with its key."""
     account = await register(service)
     crashed = await service.begin_upload(account, "k", content_length=None, wire="direct")
     crashed.set_fields({"mimeType": "application/octet-stream"})
-    await crashed.write(b"p" * (MIB + 1))
-    assert len(partial_files(settings)) == 1
+    await crashed.write(b"p" * partial_write_bytes(service))
+    assert len(await wait_for_partials(service, 1)) == 1
     clock.advance(61)
     result = await upload(service, account, "k", b"fresh")
     assert result.replayed is False
     assert result.body["sizeBytes"] == 5
-    assert partial_files(settings) == []
-    assert blob_files(settings) == [blob_path(settings, account.id, result.body["outputId"])]
+    assert partial_keys(service) == []
+    assert blob_keys(service) == [blob_key(account.id, result.body["outputId"])]
     (slot,) = slots(service, account)
     assert (slot["state"], slot["output_id"]) == ("completed", result.body["outputId"])
     assert service.check().problems == []
@@ -565,9 +574,7 @@ async def test_reclaimed_upload_cannot_complete_later(service: ArtifactService, 
 
 
 @pytest.mark.anyio
-async def test_completed_key_older_than_seven_days_can_be_reused(
-    service: ArtifactService, clock: ManualClock, settings: Settings
-) -> None:
+async def test_completed_key_older_than_seven_days_can_be_reused(service: ArtifactService, clock: ManualClock) -> None:
     """After the 7-day retention the key starts a fresh upload (new output, new charge), even with new bytes."""
     account = await register(service)
     first = await upload(service, account, "k", b"week one", expiresAt=future_iso(service, 30 * 86_400))
@@ -578,7 +585,7 @@ async def test_completed_key_older_than_seven_days_can_be_reused(
     assert second.replayed is False
     assert second.body["outputId"] != first.body["outputId"]
     assert second.account.free_remaining == 3
-    assert len(blob_files(settings)) == 2
+    assert len(blob_keys(service)) == 2
     assert (await upload(service, account, "k", b"week two")).body["outputId"] == second.body["outputId"]
 
 
