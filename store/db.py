@@ -24,6 +24,7 @@ import contextlib
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -120,10 +121,28 @@ def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
 
 def _open_sqlite(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA busy_timeout=10000")
+    _enable_wal(connection)
+    connection.execute("PRAGMA synchronous=NORMAL")
     return connection
+
+
+def _enable_wal(connection: sqlite3.Connection, wait_seconds: float = 10.0) -> None:
+    """Switch the file to WAL (a lasting property of the file; a no-op once done).
+
+    On a new file the switch needs the file to itself, and while another process holds its write
+    lock (e.g. migrating the same new database at start-up) SQLite refuses at once with "database
+    is locked" instead of waiting (waiting could deadlock), so wait here, as busy_timeout would.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class SqliteDatabase:

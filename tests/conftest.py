@@ -135,7 +135,6 @@ class Spares:
             return False
 
     def _empty_bucket(self, bucket: str) -> bool:
-        import minio.deleteobjects
         import minio.error
         import urllib3
 
@@ -144,13 +143,24 @@ class Spares:
             for upload in client._list_multipart_uploads(bucket).uploads:
                 client._abort_multipart_upload(bucket, str(upload.object_name), str(upload.upload_id))
             names = [str(item.object_name) for item in client.list_objects(bucket, recursive=True)]
-            errors = client.remove_objects(bucket, [minio.deleteobjects.DeleteObject(name) for name in names])
-            if list(errors):
+            if not self._remove(bucket, names):
                 return False
-            left = list(client.list_objects(bucket, recursive=True))
+            # SeaweedFS keeps emptied "<account>/" folders (also of aborted uploads), each slowing every later
+            # listing; deleting the folder's own key removes it.
+            folders = [str(item.object_name) for item in client.list_objects(bucket) if item.is_dir]
+            if not self._remove(bucket, folders):
+                return False
+            # Nothing at the top level (not even a folder) means nothing at all.
+            left = list(client.list_objects(bucket))
             return not left and not client._list_multipart_uploads(bucket).uploads
         except (minio.error.MinioException, urllib3.exceptions.HTTPError, OSError):
             return False
+
+    def _remove(self, bucket: str, names: list[str]) -> bool:
+        import minio.deleteobjects
+
+        errors = self.client.remove_objects(bucket, [minio.deleteobjects.DeleteObject(name) for name in names])
+        return not list(errors)
 
 
 # What a reused database must still match: its tables' columns, its indexes and its Alembic revision.

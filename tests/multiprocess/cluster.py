@@ -89,23 +89,35 @@ def serving(backend: Backend, count: int = 2, env: Mapping[str, str] | None = No
     full_env = backend.process_env(env)
     servers: list[Server] = []
     try:
-        for _ in range(count):
-            port = free_port()
-            log_path = backend.data_dir / f"serve-{port}.log"
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    [OUTPUTLAYER, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    env=full_env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            servers.append(Server(process, f"http://127.0.0.1:{port}", log_path))
-        for server in servers:
-            wait_healthy(server.base_url, server.process, server.log_path, timeout=60.0)
+        servers.extend(_spawn(backend, full_env) for _ in range(count))
+        for index in range(count):
+            for attempt in range(3):
+                server = servers[index]
+                try:
+                    wait_healthy(server.base_url, server.process, server.log_path, timeout=60.0)
+                    break
+                except RuntimeError:
+                    # The free port was taken by another process before the server bound it: pick another.
+                    if attempt == 2 or "address already in use" not in server.log_path.read_text():
+                        raise
+                    servers[index] = _spawn(backend, full_env)
         yield servers
     finally:
         for server in servers:
             server.stop()
+
+
+def _spawn(backend: Backend, env: dict[str, str]) -> Server:
+    port = free_port()
+    log_path = backend.data_dir / f"serve-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [OUTPUTLAYER, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Server(process, f"http://127.0.0.1:{port}", log_path)
 
 
 def cli(backend: Backend, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,14 +9,16 @@ rows in the database, keys in the bucket, and the verdict of ``outputlayer check
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from store import open_blob_store
+from store import migrate, open_blob_store, open_database
 from tests.conftest import BACKENDS
 from tests.multiprocess.cluster import (
     Backend,
@@ -266,3 +268,33 @@ def _open_and_ping(url: str) -> str:
         return f"{type(exc).__name__}: {exc} ({exc.__cause__!r})"
     store.close()
     return "ok"
+
+
+def test_opening_a_new_sqlite_database_while_another_process_migrates_it_waits_for_the_lock(
+    tmp_path: Path,
+) -> None:
+    """Two processes starting on a new SQLite file: one migrates (holding the write lock) while the other
+    opens its connections, whose switch to WAL must wait for the lock like any write, not fail at once
+    with "database is locked" (SQLite skips the busy handler there)."""
+    if "sqlite" not in BACKENDS:
+        pytest.skip("OUTPUTLAYER_TEST_BACKENDS leaves out sqlite")
+    path = tmp_path / "new.db"
+    migrate(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("delete",), "a new file is not in WAL yet"
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("SELECT COUNT(*) FROM accounts").fetchone()
+        release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+        release.start()
+        started = time.monotonic()
+        database = open_database(f"sqlite:///{path}")
+        waited = time.monotonic() - started
+        release.join()
+    finally:
+        other.close()
+    try:
+        assert database.read_sync(lambda tx: tx.one("PRAGMA journal_mode")) == {"journal_mode": "wal"}
+    finally:
+        database.close()
+    assert waited >= 0.3, "the open overlapped the other process's write lock"

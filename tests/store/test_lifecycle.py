@@ -168,7 +168,8 @@ async def test_sweep_reclaims_a_stale_in_flight_slot(service: ArtifactService, c
     abandoned = await service.begin_upload(account, "k", content_length=None, wire="direct")
     abandoned.set_fields({"mimeType": "application/octet-stream"})
     await abandoned.write(b"p" * partial_write_bytes(service))
-    assert len(await wait_for_partials(service, 1)) == 1
+    (partial,) = await wait_for_partials(service, 1)
+    assert partial.startswith(f"{account.id}/out_")
     clock.advance(30)
     assert (await service.sweep()).stale_slots == 0, "30 s idle is not stale yet"
     assert count(service, "idempotency_keys") == 1
@@ -327,7 +328,8 @@ async def mixed_workload(
     open_upload = await service.begin_upload(bob, "b4", content_length=None, wire="direct")
     open_upload.set_fields({"mimeType": "text/plain"})
     await open_upload.write(b"f" * partial_write_bytes(service))  # an in-flight partial blob
-    await wait_for_partials(service, 1)
+    (partial,) = await wait_for_partials(service, 1)
+    assert partial.startswith(f"{bob.id}/out_")
     return alice, bob
 
 
