@@ -143,7 +143,9 @@ class ErrorEnvelope(BaseModel):
     agent_contract: AgentContract
 
 
-class OutputResource(BaseModel):
+class OutputListItem(BaseModel):
+    """An output as listed: the resource's fields, without a per-item contract."""
+
     outputId: str
     status: Literal["ready", "failed", "expired", "deleted"]
     label: str | None
@@ -156,22 +158,10 @@ class OutputResource(BaseModel):
     contentUrl: str | None
     metadata: dict[str, Any]
     deletedAt: str | None = None
+
+
+class OutputResource(OutputListItem):
     agent_contract: AgentContract
-
-
-class OutputListItem(BaseModel):
-    outputId: str
-    status: str
-    label: str | None
-    mimeType: str
-    sizeBytes: int
-    sha256: str | None
-    createdAt: str
-    expiresAt: str
-    publicUrl: str | None
-    contentUrl: str | None
-    metadata: dict[str, Any]
-    deletedAt: str | None = None
 
 
 class PageInfo(BaseModel):
