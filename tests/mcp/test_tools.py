@@ -18,6 +18,7 @@ from store import Account, ArtifactService, ManualClock
 from store.clock import iso_ms
 from store.direct import INLINE_CONTENT_MAX_BYTES
 from store.settings import RateLimits
+from tests.factories import break_blob_commits
 from tests.mcp.conftest import call, count_outputs, first_action, new_account, ok, refused, with_settings
 
 pytestmark = pytest.mark.anyio
@@ -263,17 +264,11 @@ async def test_a_key_in_flight_is_retryable(mcp: Client, service: ArtifactServic
 
 
 async def test_a_storage_failure_is_upload_failed_and_leaves_a_failed_output(
-    mcp: Client, service: ArtifactService, account: Account, backend: str, monkeypatch: pytest.MonkeyPatch
+    mcp: Client, service: ArtifactService, account: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if backend != "sqlite":
-        pytest.skip("breaks local-file blob commits")
-    from store.blobs.files import FileBlobWriter
-
-    def full_disk(self: FileBlobWriter, data: bytes) -> None:
-        raise OSError(28, "No space left on device")
-
+    """A blob store that cannot store answers upload_failed, keeps a failed output and frees the key."""
     with monkeypatch.context() as patch:
-        patch.setattr(FileBlobWriter, "_commit_sync", full_disk)
+        break_blob_commits(patch)
         body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="x"), "upload_failed")
     assert body["agent_contract"]["retryable"] is True and first_action(body) == "retry_same_request"
     failed = ok(await call(mcp, "list_artifacts", status="failed"))["outputs"]
