@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -44,6 +45,7 @@ def settings_overrides() -> dict[str, Any]:
     return {}
 
 
+REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 BACKENDS = tuple(
     name.strip() for name in os.environ.get("OUTPUTLAYER_TEST_BACKENDS", "sqlite,postgres").split(",") if name.strip()
 )
@@ -269,3 +271,21 @@ def assert_contract(body: dict[str, Any]) -> dict[str, Any]:
             assert "reason" in item and "required_body_changes" in item
         assert ("retry_after_seconds" in item) == (item["action"] == "retry_after_wait")
     return contract
+
+
+def assert_error(response: Any, status: int, code: str, *, retryable: bool, action: str) -> dict[str, Any]:
+    """An error envelope (SPEC section 3) with this status, code, retryability and recommended action."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert list(body)[:3] == ["error", "message", "request_id"]
+    assert body["error"] == code
+    assert isinstance(body["message"], str) and body["message"]
+    assert REQUEST_ID.match(body["request_id"])
+    assert body["request_id"] == response.headers["x-request-id"]
+    contract = assert_contract(body)
+    assert contract["retryable"] is retryable
+    assert contract["content_accessible"] is False
+    assert contract["safe_to_share"] is False
+    assert contract["expires_in_seconds"] is None
+    assert contract["next_actions"][0]["action"] == action
+    return body

@@ -13,11 +13,10 @@ import pytest
 
 from rest.app import create_app
 from store import ArtifactService, ManualClock, Settings
-from tests.conftest import assert_contract, b64
+from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
 
 API_KEY = re.compile(r"^ol_live_[0-9a-f]{64}$")
 ACCOUNT_ID = re.compile(r"^key_[0-9A-HJKMNP-TV-Z]{26}$")
-REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 QUOTA_HEADERS = (
     "x-outputlayer-free-remaining",
     "x-outputlayer-credits-remaining",
@@ -31,21 +30,6 @@ async def upload(
 ) -> httpx2.Response:
     body = {"mimeType": "text/plain", "content": b64(data)}
     return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
-
-
-def assert_error(response: httpx2.Response, status: int, code: str, *, retryable: bool, action: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert REQUEST_ID.match(body["request_id"])
-    contract = assert_contract(body)
-    assert contract["retryable"] is retryable
-    assert contract["expires_in_seconds"] is None
-    assert contract["content_accessible"] is False
-    assert contract["next_actions"][0]["action"] == action
-    return body
 
 
 def action_codes(body: dict[str, Any]) -> list[str]:

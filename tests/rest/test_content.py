@@ -13,9 +13,8 @@ import pytest
 
 from store import ArtifactService, ManualClock, StoreError
 from store.errors import service_unavailable
-from tests.conftest import assert_contract, b64
+from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
 
-REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 DIGITS = b"0123456789"
 
 
@@ -32,21 +31,6 @@ async def upload(
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-def assert_error(response: httpx2.Response, status: int, code: str, *, retryable: bool, action: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    assert REQUEST_ID.match(body["request_id"])
-    contract = assert_contract(body)
-    assert contract["retryable"] is retryable
-    assert contract["expires_in_seconds"] is None
-    assert contract["content_accessible"] is False
-    assert contract["next_actions"][0]["action"] == action
-    return body
 
 
 def content_path(output: dict[str, Any]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -14,9 +13,8 @@ import pytest
 
 from store import ArtifactService, ManualClock, iso_ms
 from store.settings import RateLimits
-from tests.conftest import assert_contract, b64
+from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
 
-REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 QUOTA_HEADERS = (
     "x-outputlayer-free-remaining",
     "x-outputlayer-credits-remaining",
@@ -28,24 +26,6 @@ SMALL_LIMITS = RateLimits(uploads_per_hour=2, reads_per_hour=2, deletes_per_hour
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def assert_error(response: httpx2.Response, status: int, code: str, *, retryable: bool, action: str) -> dict[str, Any]:
-    """The SPEC section 3 envelope: code, status, message, request_id == X-Request-Id, error contract."""
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert list(body)[:3] == ["error", "message", "request_id"]
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    assert REQUEST_ID.match(body["request_id"])
-    assert body["request_id"] == response.headers["x-request-id"]
-    contract = assert_contract(body)
-    assert contract["retryable"] is retryable
-    assert contract["content_accessible"] is False
-    assert contract["safe_to_share"] is False
-    assert contract["expires_in_seconds"] is None
-    assert contract["next_actions"][0]["action"] == action
-    return body
 
 
 def first_action(body: dict[str, Any]) -> dict[str, Any]:

@@ -12,12 +12,11 @@ import httpx2
 import pytest
 
 from store import ArtifactService, ManualClock, StoreError, iso_ms
-from tests.conftest import assert_contract, b64
+from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
 
 WEEK = 604_800
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 OUTPUT_ID = re.compile(r"^out_[0-9A-HJKMNP-TV-Z]{26}$")
-REQUEST_ID = re.compile(r"^req_[0-9A-HJKMNP-TV-Z]{26}$")
 OUTPUT_KEYS = {
     "outputId",
     "status",
@@ -72,22 +71,6 @@ async def register(client: httpx2.AsyncClient) -> dict[str, str]:
     response = await client.post("/v1/keys/register", json={})
     assert response.status_code == 201
     return {"Authorization": f"Bearer {response.json()['apiKey']}"}
-
-
-def assert_error(response: httpx2.Response, status: int, code: str, *, retryable: bool, action: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == code
-    assert isinstance(body["message"], str) and body["message"]
-    assert REQUEST_ID.match(body["request_id"])
-    assert body["request_id"] == response.headers["x-request-id"]
-    contract = assert_contract(body)
-    assert contract["retryable"] is retryable
-    assert contract["content_accessible"] is False
-    assert contract["safe_to_share"] is False
-    assert contract["expires_in_seconds"] is None
-    assert contract["next_actions"][0]["action"] == action
-    return body
 
 
 def action_codes(body: dict[str, Any]) -> list[str]:
