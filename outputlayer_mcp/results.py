@@ -10,6 +10,7 @@ contract whichever door it used.
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from mcp.types import (
     TextContent,
 )
 
-from store.contract import error_contract
+from store.contract import compact_contract, error_contract
 from store.direct import Inline
 from store.errors import StoreError
 
@@ -69,6 +70,37 @@ def output_result(
     if inline is not None:
         content.append(_inline_block(body["outputId"], inline))
     return CallToolResult(content=content, structured_content=structured)
+
+
+# The fields a compact result keeps of an output (save_artifact): what an agent acts on next.
+COMPACT_OUTPUT_FIELDS = ("outputId", "publicUrl")
+# The protocol revision that introduced structuredContent: clients of earlier ones read text only.
+STRUCTURED_CONTENT_SINCE = "2025-06-18"
+
+
+def reads_structured_content(protocol_version: str | None) -> bool:
+    """Whether the client's protocol revision has ``structuredContent`` (revisions are dates)."""
+    return protocol_version is None or protocol_version >= STRUCTURED_CONTENT_SINCE
+
+
+def _compact(structured: dict[str, Any], *, structured_client: bool) -> CallToolResult:
+    """A compact result (SPEC section 11's token budget). Clients with ``structuredContent`` get it
+    alone (some hosts show the model only that, so a text copy would be paid for and never read);
+    older clients get the same JSON as text."""
+    content: list[ContentBlock] = []
+    if not structured_client:
+        content.append(TextContent(text=json.dumps(structured, separators=(",", ":"))))
+    return CallToolResult(content=content, structured_content=structured)
+
+
+def saved_result(body: dict[str, Any], *, replayed: bool, structured_client: bool = True) -> CallToolResult:
+    """``save_artifact``: the output's id (and public URL), whether it was a replay, and the compact
+    contract; ``get_artifact`` has the full representation."""
+    structured = {name: body[name] for name in COMPACT_OUTPUT_FIELDS if body.get(name) is not None}
+    if replayed:
+        structured["replayed"] = True
+    structured["agent_contract"] = compact_contract(body["agent_contract"])
+    return _compact(structured, structured_client=structured_client)
 
 
 def gone_result(body: dict[str, Any], error: StoreError, request_id: str) -> CallToolResult:
@@ -118,9 +150,10 @@ def upload_link_result(body: dict[str, Any], *, replayed: bool) -> CallToolResul
     return CallToolResult(content=[TextContent(text=text)], structured_content=body)
 
 
-def share_result(body: dict[str, Any]) -> CallToolResult:
-    text = f"Share URL (works without a key until {body['shareExpiresAt']}): {body['shareUrl']}"
-    return CallToolResult(content=[TextContent(text=text)], structured_content=body)
+def share_result(body: dict[str, Any], *, structured_client: bool = True) -> CallToolResult:
+    """``share``: the REST body with a compact contract (its one action is the link itself)."""
+    structured = {**body, "agent_contract": compact_contract(body["agent_contract"])}
+    return _compact(structured, structured_client=structured_client)
 
 
 # --- pieces ----------------------------------------------------------------------------------

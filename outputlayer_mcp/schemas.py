@@ -19,105 +19,91 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from store.capabilities import LIST_MAX_LIMIT
 from store.direct import INLINE_CONTENT_MAX_BYTES
-from store.schemas import AgentContract, Metadata, OutputListItem, PageInfo
+from store.schemas import AgentContract, OutputListItem, PageInfo
 from store.sharing import SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 
 # --- arguments -------------------------------------------------------------------------------
+# Descriptions are short on purpose: the whole tools/list answer is an agent's standing cost (SPEC
+# section 11 caps it at 8,000 characters). The REST OpenAPI document has the long form.
 
+MIME_TYPES = ", ".join(SUPPORTED_MIME_TYPES)
 MimeTypeArg = Annotated[
     Any,
-    WithJsonSchema({"type": "string", "maxLength": 100, "examples": list(SUPPORTED_MIME_TYPES)}),
-    Field(description=f"MIME type of the content, one of: {', '.join(SUPPORTED_MIME_TYPES)}."),
+    WithJsonSchema({"type": "string", "maxLength": 100}),
+    Field(description=f"One of: {MIME_TYPES}."),
+]
+OptionalMimeTypeArg = Annotated[
+    Any,
+    WithJsonSchema({"type": "string", "maxLength": 100}),
+    Field(description="As in create_upload_link; with path, guessed from the extension."),
 ]
 MetadataArg = Annotated[
     Any,
-    WithJsonSchema({**Metadata.model_json_schema(), "title": "Metadata"}),
-    Field(
-        description=(
-            "Optional object: agentId, jobId, sourceSystem (strings up to 100 chars), tags (up to 10 strings "
-            "up to 50 chars), custom (free-form object up to 4096 bytes). Other keys are refused."
-        )
-    ),
+    WithJsonSchema({"type": "object"}),
+    Field(description="agentId, jobId, sourceSystem, tags (list), custom (object)."),
 ]
-ContentBase64Arg = Annotated[
-    str,
-    Field(description="The artifact's bytes, base64-encoded. Send exactly one of content_base64, content_text, path."),
-]
-ContentTextArg = Annotated[
-    str,
-    Field(
-        description="The artifact as text (stored as UTF-8). Send exactly one of content_base64, content_text, path."
-    ),
-]
-PathArg = Annotated[
-    str,
-    Field(
-        description=(
-            "stdio server only: a local file inside the allowed roots (OUTPUTLAYER_MCP_ROOTS; relative paths start "
-            "at the first root). Refused over HTTP."
-        )
-    ),
-]
-LabelArg = Annotated[str, Field(description="Human-readable name, used as the download filename (up to 200 chars).")]
-PublicArg = Annotated[
-    bool, Field(description="Serve the bytes at a public URL anyone can open, without a key. Cannot be added later.")
-]
+ContentBase64Arg = Annotated[str, Field(description="Small content, base64.")]
+ContentTextArg = Annotated[str, Field(description="Small content, as text.")]
+PathArg = Annotated[str, Field(description="A local file (stdio server only), any size.")]
+LabelArg = Annotated[str, Field(description="File name for downloads.")]
+PublicArg = Annotated[bool, Field(description="Also serve at a public URL (cannot be added later).")]
 ExpiresAtArg = Annotated[
-    str,
-    Field(
-        description=(
-            "ISO 8601 date-time with a zone, in the future, at most the maximum TTL away; default: now plus the "
-            "server's default TTL (see /v1/capabilities)."
-        ),
-        json_schema_extra={"format": "date-time"},
-    ),
+    str, Field(description="ISO 8601 with zone; default: the server's TTL.", json_schema_extra={"format": "date-time"})
 ]
 IdempotencyKeyArg = Annotated[
     str,
-    Field(
-        description=(
-            f"Optional, 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII chars. Without it the key is derived from the "
-            "request itself, so repeating an identical call returns the first result without a second charge. "
-            "Pass a new key to store the same content again as a new output."
-        )
-    ),
+    Field(description=f"Optional, up to {IDEMPOTENCY_KEY_MAX} ASCII chars; same key, same result."),
 ]
-OutputIdArg = Annotated[str, Field(description="The outputId returned by save_artifact or list_artifacts.")]
+OutputIdArg = Annotated[str, Field(description="out_…")]
 IncludeContentArg = Annotated[
-    bool,
-    Field(
-        description=(
-            f"Also return the content inline when it is at most {INLINE_CONTENT_MAX_BYTES} bytes: text for text "
-            "types, an image for images, an embedded resource otherwise."
-        )
-    ),
+    bool, Field(description=f"Inline the content when at most {INLINE_CONTENT_MAX_BYTES} bytes.")
 ]
 ExpiresInSecondsArg = Annotated[
     int | None,
     Field(
-        description=(
-            f"Lifetime of a private output's share link in seconds (at least {SHARE_MIN_SECONDS}, default "
-            f"{SHARE_DEFAULT_SECONDS}); "
-            "the link never outlives the output. Ignored for public outputs, whose publicUrl is returned."
-        ),
+        description=f"Private link lifetime, default {SHARE_DEFAULT_SECONDS}.",
         json_schema_extra={"minimum": SHARE_MIN_SECONDS},
     ),
 ]
 SizeBytesArg = Annotated[
     int | None,
-    Field(description="Optional exact size of the file; other sizes are refused.", json_schema_extra={"minimum": 1}),
+    Field(description="Exact size; other sizes are refused.", json_schema_extra={"minimum": 1}),
 ]
-Sha256Arg = Annotated[str, Field(description="Optional hex SHA-256 the bytes must have.")]
-LimitArg = Annotated[
-    int,
-    Field(
-        description=f"Page size, 1 to {LIST_MAX_LIMIT}.", json_schema_extra={"minimum": 1, "maximum": LIST_MAX_LIMIT}
-    ),
-]
-CursorArg = Annotated[str, Field(description="pageInfo.nextCursor of the previous page, unchanged.")]
-StatusArg = Annotated[str, Field(description="Only outputs in this status: ready, failed, expired or deleted.")]
-MimeTypeFilterArg = Annotated[str, Field(description="Only outputs of exactly this MIME type.")]
+Sha256Arg = Annotated[str, Field(description="Hex SHA-256 the bytes must have.")]
+LimitArg = Annotated[int, Field(json_schema_extra={"minimum": 1, "maximum": LIST_MAX_LIMIT})]
+CursorArg = Annotated[str, Field(description="pageInfo.nextCursor")]
+StatusArg = Annotated[str, Field(description="ready, failed, expired or deleted")]
+MimeTypeFilterArg = Annotated[str, Field(description="Exact MIME type")]
+
+
+# --- published schemas -----------------------------------------------------------------------
+
+# The contract every result carries (SPEC section 2), as tools/list publishes it.
+CONTRACT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [*AgentContract.model_fields],
+    "properties": {"next_actions": {"type": "array", "items": {"required": ["action", "available", "recommended"]}}},
+}
+
+
+def published_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema without pydantic's generated titles (they repeat the names)."""
+    properties = {
+        name: {key: value for key, value in prop.items() if key != "title"}
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {key: value for key, value in schema.items() if key != "title"} | {"properties": properties}
+
+
+def published_output_schema() -> dict[str, Any]:
+    """The compact form of a result model's schema: an object carrying the contract.
+
+    The other fields are the REST resource's (camelCase; the OpenAPI document at /v1/schema has them
+    in detail) and speak for themselves in every result; results are validated against the full
+    models before they leave. Publishing each field here would cost every session thousands of
+    characters of tools/list."""
+    return {"type": "object", "required": ["agent_contract"], "properties": {"agent_contract": CONTRACT_SCHEMA}}
 
 
 # --- results ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import AnyUrl, ValidationError
 from starlette.requests import Request
 from starlette.types import Scope
@@ -46,6 +47,7 @@ from outputlayer_mcp.schemas import (
     MetadataArg,
     MimeTypeArg,
     MimeTypeFilterArg,
+    OptionalMimeTypeArg,
     OutputIdArg,
     PathArg,
     PublicArg,
@@ -54,6 +56,8 @@ from outputlayer_mcp.schemas import (
     SizeBytesArg,
     StatusArg,
     UploadLinkResult,
+    published_input_schema,
+    published_output_schema,
 )
 from store import Account, ArtifactService, StoreError, direct
 from store.capabilities import LIST_DEFAULT_LIMIT, SERVER_NAME, server_version
@@ -134,6 +138,19 @@ class OutputLayerMCP(MCPServer[Any]):
             log.error("unhandled error in %s %s (%s)", where.method, where.path, request_id, exc_info=exc)
             error = StoreError("server_error", "An unexpected error occurred. Retry after 30 seconds.")
             return results.error_result(error, where, request_id)
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with compact published schemas (SPEC section 11: tools/list is at most 8,000
+        characters); calls are still validated against the full argument and result models."""
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": published_input_schema(tool.input_schema),
+                    "output_schema": published_output_schema(),
+                }
+            )
+            for tool in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -223,10 +240,9 @@ def build_mcp_server(
         name="save_artifact",
         title="Save an artifact",
         description=(
-            "Store a file you produced and get its outputId, a download resource and (with public=true) a public "
-            "URL. Send the content as content_base64, content_text or (stdio server only) a local file path. "
-            "Repeating an identical call is a replay: the first result comes back, nothing is stored or charged "
-            "twice. Same as POST /v1/outputs; costs one upload unit."
+            "Store a file: pass path (stdio), or small content as content_text/content_base64; over HTTP, use "
+            "create_upload_link for files. An identical repeat is a replay, never a second charge. "
+            "POST /v1/outputs."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -234,7 +250,7 @@ def build_mcp_server(
     )
     async def save_artifact(
         ctx: Ctx,
-        mime_type: MimeTypeArg,
+        mime_type: OptionalMimeTypeArg = None,
         content_base64: ContentBase64Arg = "",
         content_text: ContentTextArg = "",
         path: PathArg = "",
@@ -245,7 +261,9 @@ def build_mcp_server(
         idempotency_key: IdempotencyKeyArg = "",
     ) -> Annotated[CallToolResult, ArtifactResult]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            fields: dict[str, Any] = {"mimeType": mime_type, "public": public}
+            fields: dict[str, Any] = {"public": public}
+            if mime_type is not None:
+                fields["mimeType"] = mime_type
             if label:
                 fields["label"] = label
             if expires_at:
@@ -260,7 +278,8 @@ def build_mcp_server(
                 limit=service.upload_limit(account),
             )
             saved = await direct.save(service, account, fields, source, idempotency_key or None)
-            return results.output_result(saved.body, replayed=saved.replayed)
+            structured_client = results.reads_structured_content(ctx.protocol_version)
+            return results.saved_result(saved.body, replayed=saved.replayed, structured_client=structured_client)
 
         return await server.answer(ctx, TOOLS["save_artifact"]({}), body)
 
@@ -268,10 +287,8 @@ def build_mcp_server(
         name="get_artifact",
         title="Get an artifact",
         description=(
-            "Read an output's metadata and agent_contract, with a resource link to its bytes; with "
-            "include_content=true a small artifact comes inline (text, or an image). An expired or deleted "
-            "output is an error result (output_expired / output_deleted) that still shows the output. "
-            "Same as GET /v1/outputs/{outputId}."
+            "An output's fields and contract; small content inline on request, large ones as downloadUrl "
+            "(curl -o, no key). GET /v1/outputs/{id}."
         ),
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
@@ -293,9 +310,8 @@ def build_mcp_server(
         name="share",
         title="Share an artifact",
         description=(
-            "Get a URL a person can open without a key: a public output's publicUrl, or for a private output a "
-            "signed link that expires (expires_in_seconds, never after the output) and dies "
-            "when the output is deleted. Same as POST /v1/outputs/{outputId}/share."
+            "A URL a person can open without a key: the publicUrl, or a signed expiring link. "
+            "POST /v1/outputs/{id}/share."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -305,7 +321,8 @@ def build_mcp_server(
         ctx: Ctx, output_id: OutputIdArg, expires_in_seconds: ExpiresInSecondsArg = None
     ) -> Annotated[CallToolResult, ShareResult]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            return results.share_result(await direct.share(service, account, output_id, expires_in_seconds))
+            body = await direct.share(service, account, output_id, expires_in_seconds)
+            return results.share_result(body, structured_client=results.reads_structured_content(ctx.protocol_version))
 
         return await server.answer(ctx, TOOLS["share"]({"output_id": output_id}), body)
 
@@ -313,9 +330,8 @@ def build_mcp_server(
         name="create_upload_link",
         title="Create an upload link",
         description=(
-            "For files of any size: get a signed URL and a curl command; run it in your shell to upload the file "
-            "(no key, no bytes through this conversation). Same fields as save_artifact minus the content. "
-            "Same as POST /v1/uploads; the upload unit is charged when the bytes arrive."
+            "For files of any size: returns a signed URL and a curl command; run it in your shell (no key, no "
+            "bytes through the model). Charged when the bytes arrive. POST /v1/uploads."
         ),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
@@ -346,10 +362,7 @@ def build_mcp_server(
     @server.tool(
         name="list_artifacts",
         title="List artifacts",
-        description=(
-            "List your outputs, newest first, one page at a time (pass pageInfo.nextCursor as cursor for the "
-            "next page); filter by status or MIME type. Same as GET /v1/outputs."
-        ),
+        description=("Your outputs, newest first, a page at a time. GET /v1/outputs."),
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
     async def list_artifacts(
@@ -371,10 +384,7 @@ def build_mcp_server(
     @server.tool(
         name="delete_artifact",
         title="Delete an artifact",
-        description=(
-            "Delete an output: its bytes go and its storage comes back (the upload unit is not refunded). "
-            "Repeating it returns the same deleted output. Same as DELETE /v1/outputs/{outputId}."
-        ),
+        description=("Delete an output and free its storage; repeating it is harmless. DELETE /v1/outputs/{id}."),
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False
         ),

@@ -344,3 +344,11 @@ def upload_status_contract(
             )
         ]
     )
+
+
+def compact_contract(full: Contract) -> Contract:
+    """The contract as the compact tool results carry it (SPEC section 11's token budget): the same
+    flags and the recommended action with its method and endpoint; the alternatives and descriptions
+    are left to the full representation (``get_artifact``, or the REST resource)."""
+    first = {key: value for key, value in full["next_actions"][0].items() if key != "description"}
+    return {**full, "next_actions": [first]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import mimetypes
 import os
 import secrets
 import stat
@@ -35,7 +36,7 @@ import anyio
 from store import sharing, upload_links
 from store.errors import StoreError, invalid_request
 from store.service import Account, ArtifactService, Content, OutputResult, UploadResult, _too_large
-from store.validation import fingerprint, validate_fields
+from store.validation import SUPPORTED_MIME_TYPES, fingerprint, validate_fields
 
 INLINE_CONTENT_MAX_BYTES = 262_144
 LABEL_MAX_CHARS = 200
@@ -202,6 +203,15 @@ def content_source(
     return file_source(path, roots, limit)
 
 
+def guess_mime_type(file_name: str) -> str:
+    """The supported MIME type a file name's extension stands for; application/octet-stream otherwise.
+
+    Python's built-in table only (not the host's mime.types files), so every machine guesses alike.
+    """
+    guessed, _ = mimetypes.MimeTypes().guess_type(file_name, strict=True)
+    return guessed if guessed in SUPPORTED_MIME_TYPES else "application/octet-stream"
+
+
 def allowed_roots(configured: Sequence[Path], working_dir: Path) -> tuple[Path, ...]:
     """The roots local files may be read from: the configured ones, else the working directory."""
     return tuple(configured) or (working_dir.resolve(),)
@@ -232,10 +242,14 @@ async def save(
 ) -> UploadResult:
     """Upload ``source`` with ``fields`` (wire names, as in REST) through the one upload protocol.
 
-    A local file saved without a label is labelled with its file name, so downloads keep the name.
+    A local file saved without a label is labelled with its file name, so downloads keep the name;
+    without a MIME type, its type is guessed from the name's extension (:func:`guess_mime_type`).
     """
-    if isinstance(source, FileSource) and not fields.get("label"):
-        fields = {**fields, "label": source.path.name[:LABEL_MAX_CHARS]}
+    if isinstance(source, FileSource):
+        if not fields.get("label"):
+            fields = {**fields, "label": source.path.name[:LABEL_MAX_CHARS]}
+        if not fields.get("mimeType"):
+            fields = {**fields, "mimeType": guess_mime_type(source.path.name)}
     expected: str | None = None
     if idempotency_key is None:
         digest = hashlib.sha256()

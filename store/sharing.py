@@ -2,10 +2,12 @@
 
 - One secret per installation, kept in the database (``server_secrets``), so every server process
   signs and verifies the same links. It is loaded once per process and cached.
-- A token is ``<subject>.<until ms>.<mac>``: the link carries its own expiry, the MAC (HMAC-SHA-256,
-  truncated to 128 bits) covers the purpose, the subject and the expiry, so no field can be changed
-  and a token made for one purpose (a share link) never opens another (an upload link). The subject
-  is an id; nothing in a link names the account.
+- A token is 42 URL-safe base64 characters: the id's ULID (16 bytes), the expiry in epoch
+  milliseconds (6 bytes) and a MAC (HMAC-SHA-256 truncated to 72 bits: a link lives hours to days and
+  every guess costs a request) over the purpose, the ULID and the expiry. So the link carries its own
+  expiry, no part can be changed, and a token made for one purpose (a share link) never opens another
+  (an upload link). The route names the kind of id; nothing in a link names the account. Short,
+  because links travel through tool results, where every character costs the agent.
 - The share lifetime rule, the same for public and private outputs and for every door: at least
   :data:`SHARE_MIN_SECONDS`, :data:`SHARE_DEFAULT_SECONDS` when not asked, never past the output's
   own expiry. A public output's link is its ``publicUrl``.
@@ -14,11 +16,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ulid import ULID
 
 from store.clock import iso_ms
 from store.contract import share_contract
@@ -34,11 +39,16 @@ SHARE_DEFAULT_SECONDS = 86_400
 SHARE_MIN_SECONDS = 60
 SECRET_NAME = "share_links"
 SHARE_PATH = "/s/"
+SHARE_PURPOSE = "share"
+OUTPUT_PREFIX = "out_"
+UNTIL_BYTES = 6
+MAC_BYTES = 9
+TOKEN_CHARS = len(base64.urlsafe_b64encode(bytes(16 + UNTIL_BYTES + MAC_BYTES)).rstrip(b"="))
 
 
 @dataclass(frozen=True, slots=True)
 class SignedToken:
-    subject: str
+    ulid: str
     until_ms: int
 
 
@@ -65,23 +75,31 @@ class LinkSigner:
             self._secret = bytes.fromhex(await self._db.write(load))
         return self._secret
 
-    async def sign(self, purpose: str, subject: str, until_ms: int) -> str:
-        payload = f"{subject}.{until_ms}"
-        # Share links sign the bare payload (links handed out before purposes existed stay valid).
-        message = f"{purpose}:{payload}" if purpose else payload
-        mac = hmac.new(await self.secret(), message.encode(), hashlib.sha256).digest()[:16]
-        return f"{payload}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+    async def sign(self, purpose: str, ulid: str, until_ms: int) -> str:
+        """A token for the id whose ULID part is ``ulid``, valid until ``until_ms``."""
+        payload = ULID.from_str(ulid).bytes + until_ms.to_bytes(UNTIL_BYTES, "big")
+        return _b64(payload + await self._mac(purpose, payload))
 
     async def verify(self, purpose: str, token: str) -> SignedToken | None:
-        """The subject and expiry of an authentic token (expired or not); None for anything forged or malformed."""
-        parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 15:
+        """The ULID and expiry of an authentic token (expired or not); None for anything forged or malformed."""
+        if len(token) != TOKEN_CHARS:
             return None
-        subject, until_text, _ = parts
-        expected = await self.sign(purpose, subject, int(until_text))
-        if not hmac.compare_digest(expected.encode(), token.encode()):
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
             return None
-        return SignedToken(subject, int(until_text))
+        payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+        # Re-encoding must give the token back: one token per link, no malleable spellings.
+        if _b64(raw) != token or not hmac.compare_digest(mac, await self._mac(purpose, payload)):
+            return None
+        return SignedToken(str(ULID.from_bytes(payload[:16])), int.from_bytes(payload[16:], "big"))
+
+    async def _mac(self, purpose: str, payload: bytes) -> bytes:
+        return hmac.new(await self.secret(), purpose.encode() + b":" + payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def share_until_ms(requested_seconds: int | None, now_ms: int, output_expires_ms: int) -> int:
@@ -104,7 +122,7 @@ async def share_link(
         url = f"{service.urls.public_base_url}/{output_id}"
         until = int(row["expires_at"])
     else:
-        token = await service.signer.sign("", output_id, until)
+        token = await service.signer.sign(SHARE_PURPOSE, output_id.removeprefix(OUTPUT_PREFIX), until)
         url = f"{service.urls.base_url}{SHARE_PATH}{token}"
     return {
         "shareUrl": url,
@@ -115,13 +133,13 @@ async def share_link(
 
 async def open_shared(service: ArtifactService, token: str) -> Content:
     """The bytes behind a share link, while the link and the output both live."""
-    signed = await service.signer.verify("", token)
+    signed = await service.signer.verify(SHARE_PURPOSE, token)
     if signed is None:
         raise output_not_found()
     if signed.until_ms <= service.clock.now_ms():
         raise StoreError("output_expired", "This share link has expired.")
     row = await service.db.read(
-        lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (signed.subject,))
+        lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (OUTPUT_PREFIX + signed.ulid,))
     )
     if row is None:
         raise output_not_found()

@@ -6,8 +6,9 @@ the bytes there (``curl -T FILE URL``), so no artifact passes through a model or
   Idempotency-Key. The same key with the same fields returns the same link while it is pending (a
   fresh expiry once it lapsed unused) and the output once completed; other fields are a conflict.
   The key namespace is shared with ``POST /v1/outputs`` (:mod:`store.upload_keys`).
-- The link is ``<base>/u/<uploadId>.<until>.<mac>`` (:class:`store.sharing.LinkSigner`, purpose
-  ``upload``): it carries its expiry (one hour by default, never past the output's ``expiresAt``) and
+- The link is ``<base>/u/<token>``, the token signing the upload id and the expiry
+  (:class:`store.sharing.LinkSigner`, purpose ``upload``): it carries its expiry (one hour by
+  default, never past the output's ``expiresAt``) and
   names no account. Anything expired, forged or unknown is the same 404 ``not_found``.
 - The PUT goes through the one upload protocol (:class:`store.service.UploadSession`) with the link's
   key and fields, so streaming, size limits, quota, charging, blobs and idempotency are the rules of
@@ -47,6 +48,7 @@ from store.views import OUTPUT_COLUMNS, expires_in_seconds, render_output
 
 UPLOAD_PURPOSE = "upload"
 UPLOAD_PATH = "/u/"
+UPLOAD_PREFIX = "upl_"
 LINK_COLUMNS = "id, account_id, idempotency_key, fingerprint, fields, size_bytes, sha256, output_id, expires_at"
 SIZE_FIELDS = ("sizeBytes", "sha256")
 
@@ -110,7 +112,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
     if checked.expires_at_raw is not None:
         until = min(until, checked.expires_at_ms)
     new_row = {
-        "id": service.ids.new("upl"),
+        "id": service.ids.new(UPLOAD_PREFIX.rstrip("_")),
         "account_id": account.id,
         "idempotency_key": key,
         "fingerprint": link_fp,
@@ -189,7 +191,8 @@ def _check_key_free(service: ArtifactService, tx: Tx, account_id: str, key: str,
 
 
 async def _upload_url(service: ArtifactService, row: dict[str, Any]) -> str:
-    token = await service.signer.sign(UPLOAD_PURPOSE, str(row["id"]), int(row["expires_at"]))
+    ulid = str(row["id"]).removeprefix(UPLOAD_PREFIX)
+    token = await service.signer.sign(UPLOAD_PURPOSE, ulid, int(row["expires_at"]))
     return f"{service.urls.base_url}{UPLOAD_PATH}{token}"
 
 
@@ -239,7 +242,7 @@ async def begin_put(service: ArtifactService, token: str, content_length: int | 
     if signed is None or signed.until_ms <= service.clock.now_ms():
         raise link_not_found()
     row = await service.db.read(
-        lambda tx: tx.one(f"SELECT {LINK_COLUMNS} FROM upload_links WHERE id = ?", (signed.subject,))
+        lambda tx: tx.one(f"SELECT {LINK_COLUMNS} FROM upload_links WHERE id = ?", (UPLOAD_PREFIX + signed.ulid,))
     )
     if row is None:
         raise link_not_found()

@@ -17,7 +17,7 @@ from tests.factories import blob_keys, count, overrides
 
 pytestmark = pytest.mark.anyio
 
-UPLOAD_URL = re.compile(r"^http://testserver/u/upl_[0-9A-HJKMNP-TV-Z]{26}\.\d+\.[A-Za-z0-9_-]+$")
+UPLOAD_URL = re.compile(r"^http://testserver/u/[A-Za-z0-9_-]{42}$")
 HOUR_MS = 3_600_000
 DATA = b"a report the model never had to read\n" * 100
 
@@ -92,12 +92,14 @@ async def test_expired_tampered_and_unknown_links_are_the_same_not_found(
 ) -> None:
     link = await new_link(door)
     url = link["uploadUrl"]
-    base, until, mac = url.rsplit(".", 2)
+    base, token = url.rsplit("/", 1)
+    flip = "A" if token[0] != "A" else "B"
     tampered = [
-        f"{base}.{until}.{'A' if mac[0] != 'A' else 'B'}{mac[1:]}",
-        f"{base}.{int(until) + 1000}.{mac}",
-        url.replace("/u/upl_", "/u/upl_0"),
-        "http://testserver/u/not-a-link",
+        f"{base}/{token[:-2]}{'A' if token[-2] != 'A' else 'B'}{token[-1]}",  # the MAC
+        f"{base}/{token[:24]}{'A' if token[24] != 'A' else 'B'}{token[25:]}",  # the expiry
+        f"{base}/{flip}{token[1:]}",  # the id
+        f"{base}/{token}A",
+        f"{base}/not-a-link",
     ]
     for bad in tampered:
         assert_error(await shell_put(client, bad, DATA), 404, "not_found", retryable=False, action="check_capabilities")

@@ -65,6 +65,7 @@ async def test_tools_over_http_in_both_protocol_eras(served: Server, mode: str) 
                 "delete_artifact",
             }
             saved = ok(await call(client, "save_artifact", mime_type="text/plain", content_text=f"over {mode}"))
+            saved = ok(await call(client, "get_artifact", output_id=saved["outputId"]))
             assert saved["contentUrl"].startswith(served.base_url)
             assert (
                 await call(client, "save_artifact", mime_type="text/plain", content_text=f"over {mode}")
@@ -101,6 +102,7 @@ async def test_artifact_sized_uploads_fit_the_request_limit(served: Server) -> N
                     content_base64=base64.b64encode(data).decode(),
                 )
             )
+            saved = ok(await call(client, "get_artifact", output_id=saved["outputId"]))
     assert saved["sizeBytes"] == LARGE_BYTES and saved["sha256"] == hashlib.sha256(data).hexdigest()
 
 

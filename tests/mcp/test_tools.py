@@ -13,7 +13,7 @@ from mcp import Client, MCPError
 from mcp.types import BlobResourceContents, TextResourceContents
 
 from outputlayer_mcp import OutputLayerMCP, build_mcp_server
-from outputlayer_mcp.schemas import ArtifactList, ArtifactResult, ShareResult
+from outputlayer_mcp.schemas import ArtifactResult
 from store import Account, ArtifactService, ManualClock
 from store.clock import iso_ms
 from store.direct import INLINE_CONTENT_MAX_BYTES
@@ -38,7 +38,14 @@ def blobs_of(service: ArtifactService, account: Account) -> int:
 
 
 async def save_text(mcp: Client, text: str = "hello, artifact", **fields: Any) -> dict[str, Any]:
-    return ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text=text, **fields))
+    """Save some text; the full output (from get_artifact) and whether the save was a replay."""
+    return await full(mcp, ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text=text, **fields)))
+
+
+async def full(mcp: Client, saved: dict[str, Any]) -> dict[str, Any]:
+    """A compact save result completed with the output's full representation."""
+    body = ok(await call(mcp, "get_artifact", output_id=saved["outputId"]))
+    return {**body, "replayed": saved.get("replayed", False)}
 
 
 # --- the tool list ---------------------------------------------------------------------------
@@ -65,13 +72,18 @@ async def test_tool_list_is_truthful(mcp: Client) -> None:
         assert tool.output_schema is not None
         assert "agent_contract" in tool.output_schema["required"]
     save = tools["save_artifact"].input_schema
-    assert save["required"] == ["mime_type"]
-    assert {"content_base64", "content_text", "path", "label", "public", "expires_at", "metadata"} <= set(
+    assert "required" not in save  # mime_type is guessed from a path's extension
+    assert {"mime_type", "content_base64", "content_text", "path", "label", "public", "expires_at", "metadata"} <= set(
         save["properties"]
     )
-    assert tools["get_artifact"].output_schema == ArtifactResult.model_json_schema()
-    assert tools["list_artifacts"].output_schema == ArtifactList.model_json_schema()
-    assert tools["share"].output_schema == ShareResult.model_json_schema()
+    assert tools["create_upload_link"].input_schema["required"] == ["mime_type"]
+    assert all("title" not in prop for tool in tools.values() for prop in tool.input_schema["properties"].values())
+
+
+async def test_tools_list_fits_the_budget(mcp: Client) -> None:
+    """SPEC section 11: the whole tools/list answer is at most 8,000 characters."""
+    listed = await mcp.list_tools()
+    assert len(listed.model_dump_json(by_alias=True, exclude_none=True)) <= 8000
 
 
 async def test_error_results_conform_to_the_output_schema(mcp: Client) -> None:
@@ -83,13 +95,25 @@ async def test_error_results_conform_to_the_output_schema(mcp: Client) -> None:
 # --- save_artifact ---------------------------------------------------------------------------
 
 
-async def test_save_text_returns_the_rest_output_with_a_link(mcp: Client, service: ArtifactService) -> None:
+async def test_save_answers_compactly_and_get_has_the_rest_output_with_a_link(mcp: Client) -> None:
     result = await call(mcp, "save_artifact", mime_type="text/plain", content_text="hello", label="a.txt")
+    saved = ok(result)
+    assert set(saved) == {"outputId", "agent_contract"} and result.content == []
+    action = saved["agent_contract"]["next_actions"]
+    assert action == [
+        {
+            "action": "download_content",
+            "available": True,
+            "recommended": True,
+            "method": "GET",
+            "endpoint": f"/v1/outputs/{saved['outputId']}/content",
+        }
+    ]
+    result = await call(mcp, "get_artifact", output_id=saved["outputId"])
     body = ok(result)
     assert body["status"] == "ready" and body["sizeBytes"] == 5 and body["label"] == "a.txt"
     assert body["sha256"] == hashlib.sha256(b"hello").hexdigest()
     assert body["contentUrl"] == f"http://testserver/v1/outputs/{body['outputId']}/content"
-    assert body["replayed"] is False
     assert body["resourceUri"] == f"outputlayer://outputs/{body['outputId']}"
     assert first_action(body) == "download_content"
     assert [block.type for block in result.content] == ["text", "resource_link"]
@@ -99,11 +123,13 @@ async def test_save_text_returns_the_rest_output_with_a_link(mcp: Client, servic
 
 
 async def test_save_base64_public(mcp: Client) -> None:
-    body = ok(
+    saved = ok(
         await call(
             mcp, "save_artifact", mime_type="image/png", content_base64=base64.b64encode(PNG).decode(), public=True
         )
     )
+    assert saved["publicUrl"] == f"http://testserver/public/{saved['outputId']}"
+    body = await full(mcp, saved)
     assert body["sizeBytes"] == len(PNG) and body["sha256"] == hashlib.sha256(PNG).hexdigest()
     assert body["publicUrl"] == f"http://testserver/public/{body['outputId']}"
     assert first_action(body) == "share_public_url"
@@ -229,13 +255,13 @@ async def test_storage_limit_reached(mcp: Client, service: ArtifactService, acco
 
 @with_settings(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
 async def test_rate_limited(mcp: Client) -> None:
-    saved = await save_text(mcp, "a")
+    saved = ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))
     body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="b"), "rate_limited")
     retry = body["agent_contract"]["next_actions"][0]
     assert retry["action"] == "retry_after_wait" and (retry["method"], retry["endpoint"]) == ("POST", "/v1/outputs")
     assert retry["retry_after_seconds"] > 0 and body["agent_contract"]["retryable"] is True
     # An identical retry is a replay, which does not use the upload budget.
-    assert (await save_text(mcp, "a"))["replayed"] is True
+    assert ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))["replayed"] is True
     output_id = saved["outputId"]
     ok(await call(mcp, "get_artifact", output_id=output_id))
     ok(await call(mcp, "list_artifacts"))
@@ -277,7 +303,8 @@ async def test_a_storage_failure_is_upload_failed_and_leaves_a_failed_output(
     got = ok(await call(mcp, "get_artifact", output_id=failed[0]["outputId"], include_content=True))
     assert got["status"] == "failed" and first_action(got) == "retry_same_request"
     # The slot was released: the identical call now stores it.
-    assert ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="x"))["status"] == "ready"
+    again = ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="x"))
+    assert (await full(mcp, again))["status"] == "ready"
 
 
 # --- save_artifact from a local file (stdio) ---------------------------------------------------
@@ -286,7 +313,9 @@ async def test_a_storage_failure_is_upload_failed_and_leaves_a_failed_output(
 async def test_save_from_a_file_inside_the_roots(mcp: Client, files: Path) -> None:
     (files / "sub").mkdir()
     (files / "sub" / "report.csv").write_bytes(b"a,b\n1,2\n")
-    body = ok(await call(mcp, "save_artifact", mime_type="text/csv", path="sub/report.csv", label="report.csv"))
+    body = await full(
+        mcp, ok(await call(mcp, "save_artifact", mime_type="text/csv", path="sub/report.csv", label="report.csv"))
+    )
     assert body["sizeBytes"] == 8 and body["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     again = ok(
         await call(
@@ -364,7 +393,9 @@ async def test_get_with_content_leaves_large_artifacts_to_the_resource(mcp: Clie
 
 async def test_resource_serves_the_bytes_with_their_mime_type(mcp: Client) -> None:
     text = await save_text(mcp, "plain words")
-    image = ok(await call(mcp, "save_artifact", mime_type="image/png", content_base64=base64.b64encode(PNG).decode()))
+    image = await full(
+        mcp, ok(await call(mcp, "save_artifact", mime_type="image/png", content_base64=base64.b64encode(PNG).decode()))
+    )
     (contents,) = (await mcp.read_resource(text["resourceUri"])).contents
     assert isinstance(contents, TextResourceContents)
     assert contents.mime_type == "text/plain" and contents.text == "plain words"

@@ -371,7 +371,7 @@ async def test_tool_card(client: httpx2.AsyncClient, settings: Settings) -> None
     body = (await client.get("/v1/tool")).json()
     assert body["name"] == "outputlayer"
     # The MCP server's own tool list (tests/mcp/test_discovery_mcp.py compares it with tools/list).
-    tool = next(t for t in body["tools"] if t["name"] == "save_artifact")
+    tool = next(t for t in body["tools"] if t["name"] == "create_upload_link")
     assert tool["inputSchema"]["required"] == ["mime_type"]
     mcp = body["connection"]["mcp"]
     assert (mcp["stdio"]["command"], mcp["stdio"]["args"]) == ("outputlayer", ["mcp"])
