@@ -1,7 +1,7 @@
 """What the MCP server says about itself, for the discovery documents (``/v1/tool`` and the ``mcp``
 part of ``/.well-known/agent.json``): its real tool list and resource templates as ``tools/list``
 and ``resources/templates/list`` answer them, and how to connect to it (the same command as
-``mcp.json``).
+``.mcp.json``, which names it inside the project's virtual environment).
 """
 
 from __future__ import annotations

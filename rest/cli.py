@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import json
 import logging
 import os
 import sys
@@ -48,8 +50,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     from outputlayer_mcp.stdio import run_stdio
+    from rest.link_server import bind_loopback, links_served
 
-    return run_stdio(_settings(), Path.cwd())
+    settings = _settings()
+    if settings.base_url:
+        return run_stdio(settings, Path.cwd())
+    # No server named: the links this process hands out are served by it, on a free loopback port.
+    sock = bind_loopback()
+    host, port = sock.getsockname()[:2]
+    settings = settings.with_base_url(f"http://{host}:{port}")
+    return run_stdio(settings, Path.cwd(), functools.partial(links_served, sock=sock))
+
+
+def cmd_mcp_config(args: argparse.Namespace) -> int:
+    """Print an MCP client registration with absolute paths, for clients that start servers from their
+    own directory (Claude Desktop, and Claude Code's user scope)."""
+    settings = _settings()
+    command = Path(sys.argv[0]).absolute() if Path(sys.argv[0]).name == "outputlayer" else None
+    if command is None or not command.is_file():
+        command = Path(sys.executable).with_name("outputlayer")
+    roots = ":".join(str(root) for root in settings.mcp_roots) or str(Path.cwd())
+    env = {"OUTPUTLAYER_DATA_DIR": str(settings.data_dir), "OUTPUTLAYER_MCP_ROOTS": roots}
+    if settings.base_url:
+        env["OUTPUTLAYER_BASE_URL"] = settings.base_url
+    entry = {"command": str(command), "args": ["mcp"], "env": env}
+    sys.stdout.write(json.dumps({"mcpServers": {args.name: entry}}, indent=2) + "\n")
+    return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -123,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
             "OUTPUTLAYER_MCP_ROOTS (default: the working directory)."
         ),
     ).set_defaults(run=cmd_mcp)
+    mcp_config = commands.add_parser(
+        "mcp-config",
+        help="print an MCP client registration of the stdio server with absolute paths",
+        description=(
+            'Print {"mcpServers": {…}} for this installation: the absolute path of this command, the data '
+            "directory and the readable roots (the working directory unless OUTPUTLAYER_MCP_ROOTS is set)."
+        ),
+    )
+    mcp_config.add_argument("--name", default="outputlayer", help="the server's name in the registration")
+    mcp_config.set_defaults(run=cmd_mcp_config)
     commands.add_parser("sweep", help="run one expiry pass").set_defaults(run=cmd_sweep)
     commands.add_parser("check", help="verify the storage invariant; exit 1 on drift").set_defaults(run=cmd_check)
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=cmd_migrate)

@@ -17,7 +17,7 @@ README = (ROOT / "README.md").read_text("utf-8")
 def _quickstart_script() -> str:
     section = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-    return blocks[1]  # the first block starts the server; the second talks to it
+    return "\n".join(blocks[1:])  # the first block starts the server; the others talk to it
 
 
 def test_readme_quickstart_runs_verbatim_against_a_server(tmp_path: Path) -> None:
@@ -35,6 +35,8 @@ def test_readme_quickstart_runs_verbatim_against_a_server(tmp_path: Path) -> Non
     assert "idempotent-replayed: true" in done.stdout.lower()
     assert re.search(r"^OUT=out_[0-9A-Z]{26}$", done.stdout, flags=re.M)
     assert "hello world" in done.stdout
+    # The upload link took the file: its PUT answered the output (a second one, from the link).
+    assert len(set(re.findall(r'"outputId":"(out_[0-9A-Z]{26})"', done.stdout))) == 2
 
 
 def test_readme_configuration_table_names_every_setting() -> None:

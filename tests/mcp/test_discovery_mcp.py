@@ -43,8 +43,9 @@ async def test_tool_card_is_the_servers_tool_list(
     assert card["server"]["name"] == "outputlayer" and card["server"]["instructions"]
     mcp = card["connection"]["mcp"]
     assert mcp["http"]["url"] == f"{settings.base_url}/mcp" and mcp["http"]["type"] == "http"
-    stdio = json.loads((REPO / "mcp.json").read_text("utf-8"))["mcpServers"]["outputlayer"]
-    assert (mcp["stdio"]["command"], mcp["stdio"]["args"]) == (stdio["command"], stdio["args"])
+    stdio = json.loads((REPO / ".mcp.json").read_text("utf-8"))["mcpServers"]["outputlayer"]
+    # The project file names the command inside the project's virtual environment.
+    assert (mcp["stdio"]["command"], mcp["stdio"]["args"]) == (Path(stdio["command"]).name, stdio["args"])
 
 
 async def test_agent_card_mcp_part(client: httpx2.AsyncClient, service: ArtifactService, settings: Settings) -> None:

@@ -1,16 +1,17 @@
-"""``outputlayer mcp`` over stdio, started exactly as ``mcp.json`` registers it (SPEC section 11)."""
+"""``outputlayer mcp`` over stdio, started exactly as ``.mcp.json`` registers it (SPEC section 11)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -22,31 +23,39 @@ from tests.mcp.conftest import call, ok, refused
 pytestmark = pytest.mark.anyio
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = str(Path(sys.executable).parent)
 START_TIMEOUT_SECONDS = 60
 
 
-def registration() -> dict[str, Any]:
-    entry: dict[str, Any] = json.loads((REPO / "mcp.json").read_text("utf-8"))["mcpServers"]["outputlayer"]
+def registration(name: str = ".mcp.json") -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads((REPO / name).read_text("utf-8"))["mcpServers"]["outputlayer"]
     return entry
 
 
-def from_mcp_json(cwd: Path, **env: str) -> StdioServerParameters:
-    """The server as an MCP client starts it from ``mcp.json``: its command found on PATH (the one this
-    virtual environment installed), its args and env, run from the project directory."""
+def from_mcp_json(data: Path, **env: str) -> StdioServerParameters:
+    """The server exactly as Claude Code starts it from the project's ``.mcp.json``: its command and
+    args, run from the project directory, with the file's env. Only where the data and the readable
+    files live is moved (to ``data``, a test directory), so tests leave the project as they found it."""
     entry = registration()
-    path = os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])
+    where = {"OUTPUTLAYER_DATA_DIR": str(data / "outputlayer-data"), "OUTPUTLAYER_MCP_ROOTS": str(data)}
     return StdioServerParameters(
-        command=entry["command"], args=entry["args"], env={**entry["env"], "PATH": path, **env}, cwd=cwd
+        command=entry["command"], args=entry["args"], env={**entry["env"], **where, **env}, cwd=REPO
     )
 
 
 def test_mcp_json_registers_the_stdio_server_and_shows_the_http_form() -> None:
-    servers = json.loads((REPO / "mcp.json").read_text("utf-8"))["mcpServers"]
-    assert (servers["outputlayer"]["command"], servers["outputlayer"]["args"]) == (STDIO_COMMAND, list(STDIO_ARGS))
+    servers = json.loads((REPO / ".mcp.json").read_text("utf-8"))["mcpServers"]
+    # What the README's install creates, named relative to the project, as Claude Code runs it.
+    assert (servers["outputlayer"]["command"], servers["outputlayer"]["args"]) == (".venv/bin/outputlayer", ["mcp"])
+    assert (REPO / servers["outputlayer"]["command"]).is_file()
+    assert (Path(servers["outputlayer"]["command"]).name, servers["outputlayer"]["args"]) == (
+        STDIO_COMMAND,
+        list(STDIO_ARGS),
+    )
     http = servers["outputlayer-http"]
     assert http["type"] == "http" and http["url"].endswith("/mcp")
     assert http["headers"]["Authorization"].startswith("Bearer ")
+    # mcp.json (read by other clients) registers the same.
+    assert json.loads((REPO / "mcp.json").read_text("utf-8")) == json.loads((REPO / ".mcp.json").read_text("utf-8"))
 
 
 async def test_stdio_server_from_mcp_json_acts_for_a_remembered_local_account(tmp_path: Path) -> None:
@@ -97,9 +106,9 @@ async def test_stdio_server_acts_for_the_api_key(tmp_path: Path) -> None:
 def test_a_bad_api_key_stops_the_server_with_one_clear_line(tmp_path: Path) -> None:
     params = from_mcp_json(tmp_path, OUTPUTLAYER_API_KEY="ol_live_" + "0" * 64)
     finished = subprocess.run(
-        [str(Path(VENV_BIN) / params.command), *params.args],
+        [str(REPO / params.command), *params.args],
         env={**(params.env or {})},
-        cwd=tmp_path,
+        cwd=REPO,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=START_TIMEOUT_SECONDS,
@@ -108,3 +117,140 @@ def test_a_bad_api_key_stops_the_server_with_one_clear_line(tmp_path: Path) -> N
     assert finished.returncode == 1
     assert finished.stdout == b""
     assert b"invalid_api_key: OUTPUTLAYER_API_KEY" in finished.stderr
+
+
+TEN_MB = 10_000_000
+
+
+def ten_mb_file(where: Path) -> tuple[Path, str]:
+    path = where / "big.bin"
+    block = bytes(range(256)) * 4096
+    with path.open("wb") as handle:
+        for start in range(0, TEN_MB, len(block)):
+            handle.write(block[: TEN_MB - start])
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_an_agent_uploads_10_mb_through_a_link_and_shares_it(tmp_path: Path) -> None:
+    """The stdio server as .mcp.json starts it: a link, a PUT from the agent's shell (no key), a share link
+    a person opens without a key; every URL absolute and served while the MCP server runs."""
+    path, digest = ten_mb_file(tmp_path)
+    with anyio.fail_after(START_TIMEOUT_SECONDS):
+        async with Client(from_mcp_json(tmp_path)) as agent, httpx2.AsyncClient(timeout=60) as shell:
+            link = ok(await call(agent, "create_upload_link", mime_type="application/octet-stream", label="big.bin"))
+            assert link["uploadUrl"].startswith("http://127.0.0.1:")
+            with path.open("rb") as body:
+                stored = await shell.put(link["uploadUrl"], content=body.read())
+            assert stored.status_code == 201, stored.text
+            output = stored.json()
+            assert (output["sizeBytes"], output["sha256"]) == (TEN_MB, digest)
+            shared = ok(await call(agent, "share", output_id=output["outputId"]))
+            digest_received = hashlib.sha256()
+            async with shell.stream("GET", shared["shareUrl"]) as download:
+                assert download.status_code == 200
+                assert download.headers["content-disposition"] == 'attachment; filename="big.bin"'
+                async for chunk in download.aiter_bytes():
+                    digest_received.update(chunk)
+            assert digest_received.hexdigest() == digest
+            got = ok(await call(agent, "get_artifact", output_id=output["outputId"]))
+            assert got["contentUrl"].startswith("http://127.0.0.1:") and got["downloadUrl"].startswith("http://")
+
+
+class RawStdio:
+    """The stdio server driven with raw JSON-RPC lines, to count exactly what crosses the wire."""
+
+    def __init__(self, params: StdioServerParameters) -> None:
+        self.process = subprocess.Popen(
+            [str(REPO / params.command), *params.args],
+            cwd=REPO,
+            env={**os.environ, **(params.env or {})},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.traffic: list[str] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":"))
+        self.traffic.append(line)
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().rstrip("\n")
+        self.traffic.append(line)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=START_TIMEOUT_SECONDS)
+
+
+def test_tools_list_and_save_by_path_and_share_fit_the_budget(tmp_path: Path) -> None:
+    """SPEC section 11: tools/list at most 8,000 characters; saving a 10 MB file by path and sharing it at
+    most 1,200 characters of JSON-RPC in all (the two compact requests and their two answers)."""
+    ten_mb_file(tmp_path)
+    server = RawStdio(from_mcp_json(tmp_path))
+    try:
+        hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+        server.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+        server.receive()
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        server.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        server.receive()
+        assert len(server.traffic[-1]) <= 8000
+        start = len(server.traffic)
+        arguments = {"path": "big.bin"}
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "save_artifact", "arguments": arguments},
+            }
+        )
+        saved = server.receive()["result"]["structuredContent"]
+        share = {"name": "share", "arguments": {"output_id": saved["outputId"]}}
+        server.send({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": share})
+        shared = server.receive()["result"]["structuredContent"]
+        assert sum(len(line) for line in server.traffic[start:]) <= 1200, server.traffic[start:]
+        # The link is absolute and opens without a key while the server runs.
+        response = httpx2.get(shared["shareUrl"], timeout=60)
+        assert response.status_code == 200 and len(response.content) == TEN_MB
+    finally:
+        server.close()
+
+
+def printed_registration(cwd: Path) -> dict[str, Any]:
+    """What ``outputlayer mcp-config`` prints when run in ``cwd``, its paths checked."""
+    command = REPO / registration()["command"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPUTLAYER_")}
+    printed = subprocess.run(
+        [str(command), "mcp-config"], cwd=cwd, env=env, capture_output=True, check=True, timeout=60
+    )
+    entry: dict[str, Any] = json.loads(printed.stdout)["mcpServers"]["outputlayer"]
+    assert Path(entry["command"]).is_absolute() and Path(entry["command"]).is_file()
+    assert entry["env"] == {
+        "OUTPUTLAYER_DATA_DIR": str((cwd / "outputlayer-data").resolve()),
+        "OUTPUTLAYER_MCP_ROOTS": str(cwd.resolve()),
+    }
+    (cwd / "a.txt").write_text("anywhere")
+    (cwd / "elsewhere").mkdir()
+    return entry
+
+
+async def test_mcp_config_prints_a_registration_that_starts_from_anywhere(tmp_path: Path) -> None:
+    """``outputlayer mcp-config``: absolute paths, for clients that start servers from their own directory."""
+    entry = printed_registration(tmp_path)
+    params = StdioServerParameters(
+        command=entry["command"], args=entry["args"], env=entry["env"], cwd=tmp_path / "elsewhere"
+    )
+    with anyio.fail_after(START_TIMEOUT_SECONDS):
+        async with Client(params) as client:
+            saved = ok(await call(client, "save_artifact", path="a.txt"))
+            assert ok(await call(client, "get_artifact", output_id=saved["outputId"]))["label"] == "a.txt"
