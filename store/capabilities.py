@@ -264,6 +264,16 @@ def _retrieval(settings: Settings) -> dict[str, Any]:
                 "available_when": "status: ready",
                 "endpoint": "POST /v1/outputs/{id}/share",
             },
+            {
+                "id": "upload_link",
+                "field": "uploadUrl",
+                "description": "Signed, single-use link to PUT an artifact's bytes to without a key (curl -T FILE "
+                "URL): POST /v1/uploads with the upload's fields (no content) and optional sizeBytes/sha256. "
+                "Quota is checked then and charged when the bytes land.",
+                "auth_required": False,
+                "available_when": "until uploadExpiresAt (OUTPUTLAYER_UPLOAD_LINK_TTL_SECONDS), once",
+                "endpoint": "POST /v1/uploads",
+            },
         ],
         "url_nulling_rules": {
             "description": "contentUrl and publicUrl are null for any status other than ready, and for a ready "

@@ -251,6 +251,8 @@ def build_agent_card(settings: Settings, mcp: McpDescription) -> dict[str, Any]:
             _route("download_content", "GET", f"{base}/v1/outputs/{{outputId}}/content"),
             _route("delete_output", "DELETE", f"{base}/v1/outputs/{{outputId}}"),
             _route("create_share_link", "POST", f"{base}/v1/outputs/{{outputId}}/share"),
+            _route("create_upload_link", "POST", f"{base}/v1/uploads"),
+            _route("get_upload", "GET", f"{base}/v1/uploads/{{uploadId}}"),
             _route("get_balance", "GET", f"{base}/v1/credits/balance"),
             _route("buy_credits", "POST", f"{base}/v1/credits/checkout"),
             _route("verify_purchase", "GET", f"{base}/v1/credits/verify"),
