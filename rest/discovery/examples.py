@@ -21,6 +21,7 @@ from store.contract import (
     list_contract,
     register_contract,
     share_contract,
+    upload_link_contract,
 )
 from store.errors import ERROR_KINDS, output_expired
 from store.settings import Settings
@@ -69,6 +70,8 @@ def build_examples(base_url: str, settings: Settings | None = None) -> dict[str,
         _list_outputs(base, urls, rows, now),
         _share_link(base, urls, pdf, now),
         _get_shared_content(base, pdf, now),
+        _create_upload_link(base, config, now),
+        _put_upload_content(base, urls, rows, now),
         _balance(base, config),
         _quota_exhausted(base),
         _storage_limit_reached(base),
@@ -82,7 +85,7 @@ def build_examples(base_url: str, settings: Settings | None = None) -> dict[str,
     return {
         "note": (
             f"All examples use this server's base URL ({base}). {API_KEY} stands for your API key, "
-            f"{OUTPUT_ID} and {OTHER_OUTPUT_ID} for output ids, {ACCOUNT_ID} for your account id, {REQUEST_ID} for "
+            f"{OUTPUT_ID}, {OTHER_OUTPUT_ID} and {UPLOADED_ID} for output ids, {UPLOAD_ID} for an upload id, {ACCOUNT_ID} for your account id, {REQUEST_ID} for "
             "the request id of the response (also in the X-Request-Id header) and values ending in ... for values "
             "the server generates. Timestamps are examples: expires_in_seconds counts from the moment of the "
             "request. Every response body is exactly what this server sends; a test replays these examples."
@@ -124,6 +127,17 @@ class _Rows:
             size=len(JSON_CONTENT),
             sha256=hashlib.sha256(JSON_CONTENT).hexdigest(),
             public=True,
+            metadata={},
+        )
+
+    def csv(self, output_id: str, data: bytes) -> dict[str, Any]:
+        return self._row(
+            output_id,
+            label="totals.csv",
+            mime_type="text/csv",
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            public=False,
             metadata={},
         )
 
@@ -478,8 +492,63 @@ def _share_link(base: str, urls: Urls, row: dict[str, Any], now: int) -> Example
 
 
 def _share_token(now: int) -> str:
-    """Share tokens are ``<outputId>.<until ms>.<signature>``; the signature here is a placeholder."""
-    return f"{OUTPUT_ID}.{now + 3_600_000}.Zx3k9..."
+    """Share tokens are 42 characters signed by the server (id, expiry, signature); a placeholder here."""
+    return "AZ3k9Q..."
+
+
+UPLOAD_ID = "upl_01J..."
+UPLOAD_TOKEN = "AZ7mR2..."
+UPLOADED_ID = "out_01L..."
+CSV_CONTENT = "region,total\nnorth,42\n"
+
+
+def _create_upload_link(base: str, settings: Settings, now: int) -> Example:
+    url = f"{base}/u/{UPLOAD_TOKEN}"
+    ttl = settings.upload_link_ttl_seconds
+    size = len(CSV_CONTENT.encode())
+    return _example(
+        "create_upload_link",
+        "Get an upload link for a file, so its bytes never travel through a JSON body or a model",
+        _request(
+            "POST",
+            f"{base}/v1/uploads",
+            headers={"Idempotency-Key": "totals-csv-v1", "Content-Type": "application/json"},
+            body={"mimeType": "text/csv", "label": "totals.csv", "sizeBytes": size},
+        ),
+        {
+            "status": 201,
+            "body": {
+                "uploadId": UPLOAD_ID,
+                "uploadUrl": url,
+                "method": "PUT",
+                "uploadExpiresAt": iso_ms(now + ttl * 1000),
+                "maxSizeBytes": size,
+                "status": "pending",
+                "curl": f"curl -sS -T totals.csv {url}",
+                "agent_contract": upload_link_contract(url, UPLOAD_ID, ttl),
+            },
+        },
+        note="Quota is checked now and charged when the bytes land. The link takes one upload, needs no key, "
+        "and expires at uploadExpiresAt (never after the output's expiresAt).",
+    )
+
+
+def _put_upload_content(base: str, urls: Urls, rows: _Rows, now: int) -> Example:
+    data = CSV_CONTENT.encode()
+    row = rows.csv(UPLOADED_ID, data)
+    return _example(
+        "put_upload_content",
+        "PUT the bytes to the upload link (no key; curl -T FILE URL does this)",
+        {
+            "method": "PUT",
+            "path": f"{base}/u/{UPLOAD_TOKEN}",
+            "headers": {"Content-Type": "text/csv"},
+            "content": CSV_CONTENT,
+        },
+        {"status": 201, "body": render_output(row, now, urls)},
+        note="Streamed; the same rules as POST /v1/outputs. The same bytes again replay the output "
+        "(Idempotent-Replayed: true); other bytes answer 409.",
+    )
 
 
 def _get_shared_content(base: str, row: dict[str, Any], now: int) -> Example:

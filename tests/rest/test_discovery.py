@@ -442,7 +442,7 @@ class Replay:
     # Values the server generates or that depend on the moment; compared by presence, not by value.
     VOLATILE = frozenset(
         {"apiKey", "accountId", "createdAt", "expiresAt", "deletedAt", "sha256", "request_id", "message", "shareUrl"}
-        | {"shareExpiresAt", "nextCursor"}
+        | {"shareExpiresAt", "nextCursor", "uploadExpiresAt"}
     )
 
     def __init__(self, client: httpx2.AsyncClient, examples: list[dict[str, Any]]) -> None:
@@ -482,6 +482,8 @@ class Replay:
             kwargs["files"] = {request["file_field"]: ("file", b"%" * file_size)}
         elif "body" in request:
             kwargs["json"] = request["body"]
+        elif "content" in request:
+            kwargs["content"] = request["content"].encode()
         url = request["path"].removeprefix("http://testserver")
         return await self.client.request(request["method"], url, headers=headers, **kwargs)
 
@@ -547,6 +549,13 @@ async def test_examples_replay_against_this_server(
     replay.verify("share_link", shared)
     await replay.check("get_shared_content")
     await replay.check("check_balance")
+    link = await replay.send("create_upload_link")
+    replay.learn(example_values.UPLOAD_ID, link.json()["uploadId"])
+    replay.learn(replay.examples["create_upload_link"]["response"]["body"]["uploadUrl"], link.json()["uploadUrl"])
+    replay.verify("create_upload_link", link)
+    put = await replay.send("put_upload_content")
+    replay.learn(example_values.UPLOADED_ID, put.json()["outputId"])
+    replay.verify("put_upload_content", put)
     await replay.check("invalid_mime_type")
     await replay.check("missing_api_key")
     await replay.check("invalid_api_key")
