@@ -85,7 +85,8 @@ def build_examples(base_url: str, settings: Settings | None = None) -> dict[str,
     return {
         "note": (
             f"All examples use this server's base URL ({base}). {API_KEY} stands for your API key, "
-            f"{OUTPUT_ID}, {OTHER_OUTPUT_ID} and {UPLOADED_ID} for output ids, {UPLOAD_ID} for an upload id, {ACCOUNT_ID} for your account id, {REQUEST_ID} for "
+            f"{OUTPUT_ID}, {OTHER_OUTPUT_ID} and {UPLOADED_ID} for output ids, {UPLOAD_ID} for an upload id, "
+            f"{ACCOUNT_ID} for your account id, {REQUEST_ID} for "
             "the request id of the response (also in the X-Request-Id header) and values ending in ... for values "
             "the server generates. Timestamps are examples: expires_in_seconds counts from the moment of the "
             "request. Every response body is exactly what this server sends; a test replays these examples."
