@@ -139,9 +139,9 @@ def list_result(page: dict[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(text="\n".join(lines))], structured_content=page)
 
 
-def upload_link_result(body: dict[str, Any], *, replayed: bool) -> CallToolResult:
-    """A new upload link, or the output of one already used (a replay)."""
-    if replayed:
+def upload_link_result(body: dict[str, Any], *, completed: bool) -> CallToolResult:
+    """An upload link, or the output of one already used (a replay)."""
+    if completed:
         return output_result(body, replayed=True)
     text = (
         f"Upload the file from your shell (no key; one upload, until {body['uploadExpiresAt']}): {body['curl']} "

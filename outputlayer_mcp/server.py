@@ -86,7 +86,12 @@ retry_same_request = save_artifact, list_outputs = list_artifacts with the curso
 get_artifact. Errors are isError results with the same error codes as the REST API.
 
 save_artifact is safe to repeat: an identical call (same content and fields) returns the first \
-result instead of storing or charging twice."""
+result instead of storing or charging twice.
+
+Never put a large file into a tool argument: over stdio pass its path to save_artifact; otherwise \
+call create_upload_link and run the curl command it returns in your shell (upload_content = that \
+PUT). get_artifact of a large artifact returns a downloadUrl for curl -o. save_artifact and share \
+answer compactly; get_artifact has every field."""
 
 
 def bind_account(scope: Scope, account: Account) -> None:
@@ -355,7 +360,7 @@ def build_mcp_server(
             if size_bytes is not None:
                 document["sizeBytes"] = size_bytes
             created = await direct.create_upload_link(service, account, document, idempotency_key or None)
-            return results.upload_link_result(created.body, replayed=created.replayed)
+            return results.upload_link_result(created.body, completed=created.completed)
 
         return await server.answer(ctx, TOOLS["create_upload_link"]({}), body)
 

@@ -55,10 +55,13 @@ SIZE_FIELDS = ("sizeBytes", "sha256")
 
 @dataclass(frozen=True, slots=True)
 class CreatedLink:
-    """The answer to a link creation: the link, or (``replayed``) the output a completed link made."""
+    """The answer to a link creation: the link, or (``completed``) the output the link made.
+
+    ``replayed``: an earlier request with this key made it (the same link, or its output)."""
 
     body: dict[str, Any]
     replayed: bool = False
+    completed: bool = False
 
 
 def link_not_found() -> StoreError:
@@ -123,7 +126,8 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
         "expires_at": until,
     }
 
-    def claim(tx: Tx) -> dict[str, Any]:
+    def claim(tx: Tx) -> tuple[dict[str, Any], bool]:
+        """The link row, and whether an earlier request made it."""
         row = _link_by_key(tx, account.id, key)
         if row is None:
             _check_key_free(service, tx, account.id, key, now)
@@ -137,7 +141,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
                 (*new_row.values(), now),
             )
             if inserted:
-                return new_row
+                return new_row, False
             row = _link_by_key(tx, account.id, key)  # created by a concurrent request just now
             assert row is not None
         if row["fingerprint"] != link_fp:
@@ -145,13 +149,13 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
         if row["output_id"] is None and int(row["expires_at"]) <= now:
             # Lapsed unused: the same request renews it rather than stranding its key.
             tx.execute("UPDATE upload_links SET expires_at = ? WHERE id = ?", (until, row["id"]))
-            row = {**row, "expires_at": until}
-        return row
+            return {**row, "expires_at": until}, False
+        return row, True
 
-    row = await service.db.write(claim)
+    row, replayed = await service.db.write(claim)
     if row["output_id"] is not None:
         output = await _output(service, str(row["output_id"]))
-        return CreatedLink({**output, "uploadId": row["id"]}, replayed=True)
+        return CreatedLink({**output, "uploadId": row["id"]}, replayed=True, completed=True)
     url = await _upload_url(service, row)
     return CreatedLink(
         {
@@ -163,7 +167,8 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
             "status": "pending",
             "curl": curl_command(url, checked.label),
             "agent_contract": upload_link_contract(url, row["id"], expires_in_seconds(int(row["expires_at"]), now)),
-        }
+        },
+        replayed=replayed,
     )
 
 
