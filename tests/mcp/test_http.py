@@ -145,3 +145,21 @@ async def test_transport_rules(served: Server) -> None:
 def test_served_logs_stay_clean(served: Server) -> None:
     log = Path(served.log_path).read_text()
     assert "Traceback" not in log
+
+
+async def test_over_http_files_move_through_links_not_tool_arguments(served: Server) -> None:
+    """SPEC sections 11 and 14: an upload link in, a download link out; the bytes never enter a tool call."""
+    data = os.urandom(LARGE_BYTES)
+    key = await register(served)
+    with anyio.fail_after(CALL_TIMEOUT_SECONDS):
+        async with connect(served, key) as client, httpx2.AsyncClient(timeout=CALL_TIMEOUT_SECONDS) as shell:
+            link = ok(await call(client, "create_upload_link", mime_type="application/zip", label="bundle.zip"))
+            assert link["uploadUrl"].startswith(f"{served.base_url}/u/")
+            stored = await shell.put(link["uploadUrl"], content=data)
+            assert stored.status_code == 201, stored.text
+            got = ok(await call(client, "get_artifact", output_id=stored.json()["outputId"]))
+            assert (got["sizeBytes"], got["label"]) == (LARGE_BYTES, "bundle.zip")
+            downloaded = await shell.get(got["downloadUrl"])
+    assert (
+        downloaded.status_code == 200 and hashlib.sha256(downloaded.content).digest() == hashlib.sha256(data).digest()
+    )
