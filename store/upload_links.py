@@ -43,7 +43,13 @@ from store.service import (
     _check_quota,
     _too_large,
 )
-from store.validation import check_idempotency_key, fingerprint, store_error_from_validation, validate_fields
+from store.validation import (
+    CheckedFields,
+    check_idempotency_key,
+    fingerprint,
+    store_error_from_validation,
+    validate_fields,
+)
 from store.views import OUTPUT_COLUMNS, expires_in_seconds, render_output
 
 UPLOAD_PURPOSE = "upload"
@@ -89,14 +95,23 @@ def _checked_request(service: ArtifactService, document: Any) -> tuple[dict[str,
     return fields, request
 
 
-def _validate(service: ArtifactService, fields: dict[str, Any]) -> Any:
+def _validate(service: ArtifactService, fields: dict[str, Any]) -> CheckedFields:
     settings = service.settings
-    return validate_fields(
+    checked = validate_fields(
         fields,
         now_ms=service.clock.now_ms(),
         default_ttl_seconds=settings.default_ttl_seconds,
         max_ttl_seconds=settings.max_ttl_seconds,
     )
+    assert checked is not None  # only partial validation answers None
+    return checked
+
+
+def _link_fingerprint(checked: CheckedFields, size_bytes: int | None, sha256: str | None) -> str:
+    """What tells a repeated creation from a conflicting one: the upload's fingerprint without content,
+    plus the declared size and digest."""
+    canonical = {"fields": fingerprint(checked, ""), "sizeBytes": size_bytes, "sha256": sha256}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 async def create(service: ArtifactService, account: Account, idempotency_key: str | None, document: Any) -> CreatedLink:
@@ -108,8 +123,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
     if request.sizeBytes is not None and request.sizeBytes > limit:
         raise _too_large(limit)
     sha256 = request.sha256.lower() if request.sha256 else None
-    canonical = {"fields": fingerprint(checked, ""), "sizeBytes": request.sizeBytes, "sha256": sha256}
-    link_fp = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    link_fp = _link_fingerprint(checked, request.sizeBytes, sha256)
     now = service.clock.now_ms()
     until = now + service.settings.upload_link_ttl_seconds * 1000
     if checked.expires_at_raw is not None:
@@ -156,20 +170,24 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
     if row["output_id"] is not None:
         output = await _output(service, str(row["output_id"]))
         return CreatedLink({**output, "uploadId": row["id"]}, replayed=True, completed=True)
+    return CreatedLink(await _pending_link(service, row, checked.label, limit, now), replayed=replayed)
+
+
+async def _pending_link(
+    service: ArtifactService, row: dict[str, Any], label: str | None, limit: int, now: int
+) -> dict[str, Any]:
+    """The body of ``POST /v1/uploads`` for a link that awaits its bytes."""
     url = await _upload_url(service, row)
-    return CreatedLink(
-        {
-            "uploadId": row["id"],
-            "uploadUrl": url,
-            "method": "PUT",
-            "uploadExpiresAt": iso_ms(int(row["expires_at"])),
-            "maxSizeBytes": row["size_bytes"] or limit,
-            "status": "pending",
-            "curl": curl_command(url, checked.label),
-            "agent_contract": upload_link_contract(url, row["id"], expires_in_seconds(int(row["expires_at"]), now)),
-        },
-        replayed=replayed,
-    )
+    return {
+        "uploadId": row["id"],
+        "uploadUrl": url,
+        "method": "PUT",
+        "uploadExpiresAt": iso_ms(int(row["expires_at"])),
+        "maxSizeBytes": row["size_bytes"] or limit,
+        "status": "pending",
+        "curl": curl_command(url, label),
+        "agent_contract": upload_link_contract(url, row["id"], expires_in_seconds(int(row["expires_at"]), now)),
+    }
 
 
 def _link_by_key(tx: Tx, account_id: str, key: str) -> dict[str, Any] | None:
