@@ -118,6 +118,9 @@ class Content:
     public: bool
     blob_key: str
     redirect: str | None = None
+    # Until when these bytes are served through the door that opened them (the output's expiry, or
+    # a share link's own earlier one): what a preview page counts down to.
+    available_until_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,6 +549,7 @@ class ArtifactService:
             label=row["label"],
             public=bool(row["public"]),
             blob_key=row["blob_key"],
+            available_until_ms=int(row["expires_at"]),
         )
 
     async def read_content(
@@ -726,7 +730,7 @@ class ArtifactService:
         row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
         if row is None:
             raise output_not_found()
-        return self._content(row)
+        return dataclasses.replace(self._content(row), available_until_ms=min(int(until_text), int(row["expires_at"])))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
