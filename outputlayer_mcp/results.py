@@ -10,6 +10,7 @@ contract whichever door it used.
 from __future__ import annotations
 
 import base64
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,20 @@ def resource_uri(output_id: str) -> str:
 
 
 def output_result(
-    body: dict[str, Any], *, replayed: bool | None = None, inline: Inline | None = None, note: str | None = None
+    body: dict[str, Any],
+    *,
+    replayed: bool | None = None,
+    inline: Inline | None = None,
+    note: str | None = None,
+    download: dict[str, Any] | None = None,
 ) -> CallToolResult:
     """An output in a live state (ready or failed): its fields and contract, a link to its bytes."""
     structured = dict(body)
+    if download is not None:
+        structured.update(download)
+        name = shlex.quote(body["label"] or body["outputId"])
+        link = f"Download without a key: curl -sS -o {name} {shlex.quote(download['downloadUrl'])}"
+        note = f"{note} {link}" if note else link
     ready = body["status"] == "ready"
     if ready:
         structured["resourceUri"] = resource_uri(body["outputId"])
@@ -94,6 +105,17 @@ def list_result(page: dict[str, Any]) -> CallToolResult:
     if page["pageInfo"]["hasMore"]:
         lines.append(f"More: call list_artifacts with cursor={page['pageInfo']['nextCursor']}.")
     return CallToolResult(content=[TextContent(text="\n".join(lines))], structured_content=page)
+
+
+def upload_link_result(body: dict[str, Any], *, replayed: bool) -> CallToolResult:
+    """A new upload link, or the output of one already used (a replay)."""
+    if replayed:
+        return output_result(body, replayed=True)
+    text = (
+        f"Upload the file from your shell (no key; one upload, until {body['uploadExpiresAt']}): {body['curl']} "
+        "It prints the output's JSON (outputId). Then use get_artifact or share."
+    )
+    return CallToolResult(content=[TextContent(text=text)], structured_content=body)
 
 
 def share_result(body: dict[str, Any]) -> CallToolResult:

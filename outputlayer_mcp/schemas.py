@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from store.capabilities import LIST_MAX_LIMIT
 from store.direct import INLINE_CONTENT_MAX_BYTES
 from store.schemas import AgentContract, Metadata, OutputListItem, PageInfo
-from store.service import SHARE_DEFAULT_SECONDS
+from store.sharing import SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 
 # --- arguments -------------------------------------------------------------------------------
@@ -97,12 +97,18 @@ ExpiresInSecondsArg = Annotated[
     int | None,
     Field(
         description=(
-            f"Lifetime of a private output's share link in seconds (at least 60, default {SHARE_DEFAULT_SECONDS}); "
+            f"Lifetime of a private output's share link in seconds (at least {SHARE_MIN_SECONDS}, default "
+            f"{SHARE_DEFAULT_SECONDS}); "
             "the link never outlives the output. Ignored for public outputs, whose publicUrl is returned."
         ),
-        json_schema_extra={"minimum": 60},
+        json_schema_extra={"minimum": SHARE_MIN_SECONDS},
     ),
 ]
+SizeBytesArg = Annotated[
+    int | None,
+    Field(description="Optional exact size of the file; other sizes are refused.", json_schema_extra={"minimum": 1}),
+]
+Sha256Arg = Annotated[str, Field(description="Optional hex SHA-256 the bytes must have.")]
 LimitArg = Annotated[
     int,
     Field(
@@ -147,6 +153,10 @@ class ArtifactResult(ErrorFields):
     replayed: bool | None = Field(
         default=None, description="save_artifact only: true when this was a replay of an earlier identical request."
     )
+    downloadUrl: str | None = Field(
+        default=None, description="Above the inline limit: a signed link that downloads the bytes without a key."
+    )
+    downloadExpiresAt: str | None = None
     agent_contract: AgentContract
 
 
@@ -163,4 +173,18 @@ class ShareResult(ErrorFields):
 
     shareUrl: str | None = None
     shareExpiresAt: str | None = None
+    agent_contract: AgentContract
+
+
+class UploadLinkResult(ErrorFields):
+    """A signed link to PUT a file to, without a key, as ``POST /v1/uploads``."""
+
+    uploadId: str | None = None
+    uploadUrl: str | None = None
+    method: str | None = None
+    uploadExpiresAt: str | None = None
+    maxSizeBytes: int | None = None
+    status: str | None = None
+    curl: str | None = Field(default=None, description="Run this in your shell, with FILE replaced by the path.")
+    outputId: str | None = Field(default=None, description="Set when the link was already used: its output.")
     agent_contract: AgentContract

@@ -49,8 +49,11 @@ from outputlayer_mcp.schemas import (
     OutputIdArg,
     PathArg,
     PublicArg,
+    Sha256Arg,
     ShareResult,
+    SizeBytesArg,
     StatusArg,
+    UploadLinkResult,
 )
 from store import Account, ArtifactService, StoreError, direct
 from store.capabilities import LIST_DEFAULT_LIMIT, SERVER_NAME, server_version
@@ -191,6 +194,7 @@ def _http_request(ctx: Ctx | None) -> Request | None:
 # The REST request each tool stands for, for the retry actions of its errors.
 TOOLS: dict[str, Callable[[dict[str, Any]], Where]] = {
     "save_artifact": lambda args: Where("POST", "/v1/outputs"),
+    "create_upload_link": lambda args: Where("POST", "/v1/uploads"),
     "get_artifact": lambda args: Where("GET", f"/v1/outputs/{args.get('output_id', '{outputId}')}"),
     "share": lambda args: Where("POST", f"/v1/outputs/{args.get('output_id', '{outputId}')}/share"),
     "list_artifacts": lambda args: Where("GET", _list_path(args)),
@@ -281,7 +285,7 @@ def build_mcp_server(
                 error = output_expired() if output.status == "expired" else output_deleted()
                 return results.gone_result(output.body, error, request_id)
             note = f"Content not included: {fetched.not_inline}." if fetched.not_inline else None
-            return results.output_result(output.body, inline=fetched.inline, note=note)
+            return results.output_result(output.body, inline=fetched.inline, note=note, download=fetched.download)
 
         return await server.answer(ctx, TOOLS["get_artifact"]({"output_id": output_id}), body)
 
@@ -304,6 +308,40 @@ def build_mcp_server(
             return results.share_result(await direct.share(service, account, output_id, expires_in_seconds))
 
         return await server.answer(ctx, TOOLS["share"]({"output_id": output_id}), body)
+
+    @server.tool(
+        name="create_upload_link",
+        title="Create an upload link",
+        description=(
+            "For files of any size: get a signed URL and a curl command; run it in your shell to upload the file "
+            "(no key, no bytes through this conversation). Same fields as save_artifact minus the content. "
+            "Same as POST /v1/uploads; the upload unit is charged when the bytes arrive."
+        ),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    )
+    async def create_upload_link(
+        ctx: Ctx,
+        mime_type: MimeTypeArg,
+        label: LabelArg = "",
+        public: PublicArg = False,
+        expires_at: ExpiresAtArg = "",
+        metadata: MetadataArg = None,
+        size_bytes: SizeBytesArg = None,
+        sha256: Sha256Arg = "",
+        idempotency_key: IdempotencyKeyArg = "",
+    ) -> Annotated[CallToolResult, UploadLinkResult]:
+        async def body(account: Account, request_id: str) -> CallToolResult:
+            document: dict[str, Any] = {"mimeType": mime_type, "public": public}
+            optional = {"label": label, "expiresAt": expires_at, "metadata": metadata, "sha256": sha256}
+            document.update({name: value for name, value in optional.items() if value not in ("", None)})
+            if size_bytes is not None:
+                document["sizeBytes"] = size_bytes
+            created = await direct.create_upload_link(service, account, document, idempotency_key or None)
+            return results.upload_link_result(created.body, replayed=created.replayed)
+
+        return await server.answer(ctx, TOOLS["create_upload_link"]({}), body)
 
     @server.tool(
         name="list_artifacts",

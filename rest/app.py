@@ -30,6 +30,7 @@ from rest.routes.accounts import account_routes
 from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
 from rest.routes.public import public_routes
+from rest.routes.upload_links import upload_link_routes
 from store import ArtifactService, Settings, StoreError, open_service
 from store.sweeper import run_sweeper
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
         *account_routes(),
         *public_routes(pages),
         *page_routes(pages),
+        *upload_link_routes(),
         *discovery_routes(),
         Route(MCP_PATH, McpEndpoint(), methods=list(MCP_METHODS)),
     ]

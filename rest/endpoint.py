@@ -126,6 +126,16 @@ def decorate(response: Response, call: Call, *, cors: bool = False) -> None:
         raw.extend((name.lower().encode(), value.encode()) for name, value in DISCOVERY_CORS.items())
 
 
+def content_length(call: Call) -> int | None:
+    """The declared body length, if any."""
+    value = call.request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise StoreError("invalid_request", "Content-Length must be a non-negative integer.")
+    return int(value)
+
+
 async def read_json(request: Request, limit: int = 65_536) -> Any:
     """A small JSON body (None when empty); oversize or malformed bodies are invalid requests."""
     import json

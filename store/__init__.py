@@ -5,6 +5,8 @@ Adapters import only the names below.
 
 from __future__ import annotations
 
+# Use cases beyond the service's own methods, called as ``module.function(service, …)``.
+from store import direct, sharing, upload_links
 from store.blobs import BlobStore, open_blob_store
 from store.clock import Clock, ManualClock, SystemClock, iso_ms
 from store.db import Database, migrate, open_database
@@ -42,11 +44,14 @@ __all__ = [
     "SystemClock",
     "UploadResult",
     "UploadSession",
+    "direct",
     "iso_ms",
     "migrate",
     "open_blob_store",
     "open_database",
     "open_service",
+    "sharing",
+    "upload_links",
 ]
 
 

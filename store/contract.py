@@ -295,3 +295,52 @@ def _right_method_action(path: str) -> Action:
     if path.endswith("/share"):
         return action("create_share_link", "Create a share link with POST.", "POST", path)
     return check_capabilities()
+
+
+# --- upload links (SPEC section 14) ----------------------------------------------------------
+
+
+def upload_link_contract(upload_url: str, upload_id: str, expires_in_seconds: int | None) -> Contract:
+    """A pending upload link: PUT the bytes to it (no key needed)."""
+    return contract(
+        [
+            action(
+                "upload_content",
+                "PUT the raw bytes to this URL, without the API key (curl -T FILE URL). It accepts one upload.",
+                "PUT",
+                upload_url,
+            ),
+            action("get_upload", "Check whether the bytes have arrived.", "GET", f"/v1/uploads/{upload_id}"),
+        ],
+        expires_in_seconds=expires_in_seconds,
+    )
+
+
+def upload_status_contract(
+    status: str, *, upload_id: str, upload_url: str | None, output_id: str | None, expires_in_seconds: int | None
+) -> Contract:
+    """The contract of ``GET /v1/uploads/{id}``: upload while pending, read the output once completed."""
+    if status == "pending" and upload_url is not None:
+        return upload_link_contract(upload_url, upload_id, expires_in_seconds)
+    if status == "completed" and output_id is not None:
+        return contract(
+            [
+                action("get_output", "Read the output the upload created.", "GET", f"/v1/outputs/{output_id}"),
+                action(
+                    "download_content",
+                    "Download the raw content via the authenticated content endpoint.",
+                    "GET",
+                    f"/v1/outputs/{output_id}/content",
+                ),
+            ]
+        )
+    return contract(
+        [
+            action(
+                "create_new_output",
+                "The link expired before any bytes arrived. Repeat the same POST /v1/uploads for a fresh link.",
+                "POST",
+                "/v1/uploads",
+            )
+        ]
+    )

@@ -23,6 +23,7 @@ import base64
 import binascii
 import hashlib
 import os
+import secrets
 import stat
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,15 @@ from typing import Any, Literal, Protocol
 
 import anyio
 
+from store import sharing, upload_links
 from store.errors import StoreError, invalid_request
 from store.service import Account, ArtifactService, Content, OutputResult, UploadResult, _too_large
 from store.validation import fingerprint, validate_fields
 
 INLINE_CONTENT_MAX_BYTES = 262_144
+LABEL_MAX_CHARS = 200
 DERIVED_KEY_PREFIX = "fp-"
+LINK_KEY_PREFIX = "link-"
 # Content is handed to the upload in slices of this many bytes; a multiple of 3, so the matching
 # slice of base64 text (4/3 as long) never splits a 4-character group.
 SLICE_BYTES = 786_432
@@ -226,7 +230,12 @@ async def save(
     source: ContentSource,
     idempotency_key: str | None,
 ) -> UploadResult:
-    """Upload ``source`` with ``fields`` (wire names, as in REST) through the one upload protocol."""
+    """Upload ``source`` with ``fields`` (wire names, as in REST) through the one upload protocol.
+
+    A local file saved without a label is labelled with its file name, so downloads keep the name.
+    """
+    if isinstance(source, FileSource) and not fields.get("label"):
+        fields = {**fields, "label": source.path.name[:LABEL_MAX_CHARS]}
     expected: str | None = None
     if idempotency_key is None:
         digest = hashlib.sha256()
@@ -266,6 +275,8 @@ class Fetched:
     inline: Inline | None = None
     # Why content that was asked for is not inline (too large, or not readable).
     not_inline: str | None = None
+    # A keyless download link (a share link) for an artifact above the inline limit.
+    download: dict[str, Any] | None = None
 
 
 def inline_kind(mime_type: str) -> InlineKind:
@@ -280,11 +291,15 @@ async def fetch(service: ArtifactService, account: Account, output_id: str, *, i
     """An output's metadata and contract (a read, as ``GET /v1/outputs/{id}``), with small content inline."""
     await service.enforce_rate("reads", account.id)
     output = await service.get_output(account, output_id)
+    size = int(output.body["sizeBytes"])
+    if output.status == "ready" and size > INLINE_CONTENT_MAX_BYTES:
+        # Too large for a tool result: a signed link the agent's shell fetches without the key.
+        link = await sharing.share_link(service, account, output_id, None)
+        download = {"downloadUrl": link["shareUrl"], "downloadExpiresAt": link["shareExpiresAt"]}
+        note = f"{size} bytes is more than the {INLINE_CONTENT_MAX_BYTES}-byte inline limit"
+        return Fetched(output, not_inline=note if include_content else None, download=download)
     if not include_content or output.status != "ready":
         return Fetched(output, not_inline=None if not include_content else f"the output is {output.status}")
-    size = int(output.body["sizeBytes"])
-    if size > INLINE_CONTENT_MAX_BYTES:
-        return Fetched(output, not_inline=f"{size} bytes is more than the {INLINE_CONTENT_MAX_BYTES}-byte inline limit")
     content = await service.open_content(account, output_id)
     data = await _read_all(service, content)
     kind = inline_kind(content.mime_type)
@@ -321,6 +336,17 @@ async def share(
 ) -> dict[str, Any]:
     await service.enforce_rate("reads", account.id)
     return await service.share(account, output_id, expires_in_seconds)
+
+
+async def create_upload_link(
+    service: ArtifactService, account: Account, document: dict[str, Any], idempotency_key: str | None
+) -> upload_links.CreatedLink:
+    """An upload link (as ``POST /v1/uploads``). Without a key each call makes a new link: a link costs
+    nothing until bytes arrive, and a key derived from the fields alone would hand a second file of the
+    same type the first one's link (or output)."""
+    await service.enforce_rate("reads", account.id)
+    key = idempotency_key or f"{LINK_KEY_PREFIX}{secrets.token_hex(16)}"
+    return await upload_links.create(service, account, key, document)
 
 
 async def list_page(

@@ -74,6 +74,13 @@ def output_not_found() -> StoreError:
     return StoreError("output_not_found", "No output with this id exists for this API key.")
 
 
+def idempotency_conflict() -> StoreError:
+    return StoreError(
+        "idempotency_conflict",
+        "This Idempotency-Key was already used with a different payload. Generate a new key and retry.",
+    )
+
+
 def output_expired() -> StoreError:
     return StoreError("output_expired", "This output has expired and its content is no longer available.")
 

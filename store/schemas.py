@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from store.sharing import SHARE_MIN_SECONDS
+
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
 CUSTOM_MAX_KEYS = 50
@@ -96,6 +98,17 @@ class CreateOutput(OutputFields):
     content: str = Field(min_length=1, description="The artifact's bytes, base64-encoded.")
 
 
+class CreateUpload(OutputFields):
+    """``POST /v1/uploads``: an upload's fields without its bytes, which go to the signed link it returns."""
+
+    sizeBytes: int | None = Field(
+        default=None, ge=1, description="The exact size the upload will have; checked before and after the bytes."
+    )
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
+        default=None, description="Hex SHA-256 the bytes must have; other bytes are refused and nothing is kept."
+    )
+
+
 class RegisterKey(_Strict):
     email: Annotated[str, StringConstraints(max_length=254)] | None = Field(
         default=None, description="Optional contact address; not verified."
@@ -103,8 +116,12 @@ class RegisterKey(_Strict):
 
 
 class CreateShareLink(_Strict):
+    # The lower bound is enforced by the share rule (store.sharing), the same for every door; it is
+    # only published here.
     expiresInSeconds: int | None = Field(
-        default=None, ge=60, description="Lifetime of the link; capped at the output's own expiry."
+        default=None,
+        description="Lifetime of the link; capped at the output's own expiry.",
+        json_schema_extra={"minimum": SHARE_MIN_SECONDS},
     )
 
 
@@ -193,4 +210,26 @@ class Balance(BaseModel):
 class ShareLink(BaseModel):
     shareUrl: str
     shareExpiresAt: str
+    agent_contract: AgentContract
+
+
+class UploadLink(BaseModel):
+    """A signed, single-use link to PUT an artifact's bytes to, without the API key."""
+
+    uploadId: str
+    uploadUrl: str
+    method: Literal["PUT"]
+    uploadExpiresAt: str
+    maxSizeBytes: int
+    status: Literal["pending"]
+    curl: str = Field(description="A shell command that uploads a file to the link.")
+    agent_contract: AgentContract
+
+
+class UploadStatus(BaseModel):
+    uploadId: str
+    status: Literal["pending", "completed", "expired"]
+    outputId: str | None
+    uploadExpiresAt: str
+    uploadUrl: str | None = Field(default=None, description="The link, while it is pending.")
     agent_contract: AgentContract

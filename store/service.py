@@ -19,9 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import hmac
 import json
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -30,18 +28,26 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from store import ratelimit
+from store import ratelimit, sharing
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
-from store.clock import Clock, SystemClock, iso_ms
-from store.contract import balance_contract, list_contract, purchase_contract, register_contract, share_contract
+from store.clock import Clock, SystemClock
+from store.contract import balance_contract, list_contract, purchase_contract, register_contract
 from store.db import ACCOUNT_COLUMNS, Database, Tx
-from store.errors import StoreError, invalid_request, output_deleted, output_expired, output_not_found
+from store.errors import (
+    StoreError,
+    idempotency_conflict,
+    invalid_request,
+    output_deleted,
+    output_expired,
+    output_not_found,
+)
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
 from store.schemas import Checkout, CreateOutput, RegisterKey
 from store.settings import Settings
+from store.upload_keys import key_held_by_link, prune_upload_links
 from store.validation import (
     FORM_FIELDS,
     CheckedFields,
@@ -52,7 +58,7 @@ from store.validation import (
     upload_wire,
     validate_fields,
 )
-from store.views import OUTPUT_COLUMNS, Urls, effective_status, expires_in_seconds, output_fields, render_output
+from store.views import OUTPUT_COLUMNS, Urls, effective_status, output_fields, render_output
 
 JSON_BODY_LIMIT = 1_048_576
 # Bytes a multipart body may carry besides the content (text fields, boundaries, part headers).
@@ -62,7 +68,6 @@ IDEMPOTENCY_RETENTION_MS = 7 * 86_400_000
 # an upload that is still receiving bytes refreshes its slot six times per such period.
 HEARTBEATS_PER_STALE_PERIOD = 6
 SWEEP_BATCH = 200
-SHARE_DEFAULT_SECONDS = 86_400
 READ_WINDOW = 3600
 
 
@@ -165,7 +170,7 @@ class ArtifactService:
         self.clock = clock or SystemClock()
         self.ids = ids or IdFactory()
         self.urls = Urls(settings.base_url, settings.effective_public_base_url)
-        self._share_secret: bytes | None = None
+        self.signer = sharing.LinkSigner(db)
         self.stale_slot_ms = settings.stale_upload_seconds * 1000
 
     def close(self) -> None:
@@ -325,11 +330,14 @@ class ArtifactService:
         content_length: int | None,
         content_type: str | None = None,
         wire: str | None = None,
+        via_link: bool = False,
     ) -> UploadSession:
         """Open an upload (see the module docstring).
 
         ``wire`` is "json" or "multipart" (taken from ``content_type`` when not given) or "direct"
-        for callers that hand over the bytes themselves, such as MCP.
+        for callers that hand over the bytes themselves, such as MCP. ``via_link`` is set by the upload
+        link (store/upload_links.py) whose Idempotency-Key this is; any other upload with a key an upload
+        link holds is a conflict (the two routes share one key namespace).
         """
         key = check_idempotency_key(idempotency_key)
         wire = wire or upload_wire(content_type)
@@ -341,7 +349,7 @@ class ArtifactService:
         floor = _minimum_content_bytes(wire, content_length)
         output_id = self.ids.new("out")
         now = self.clock.now_ms()
-        claim = await self.db.write(lambda tx: self._claim(tx, account, key, output_id, floor, now))
+        claim = await self.db.write(lambda tx: self._claim(tx, account, key, output_id, floor, now, via_link))
         if claim.previous_output_id is not None:
             await self.blobs.delete(_blob_key(account.id, claim.previous_output_id))
         writer = None
@@ -349,7 +357,11 @@ class ArtifactService:
             writer = await self.blobs.writer(_blob_key(account.id, output_id), "application/octet-stream")
         return UploadSession(self, account, key, claim, writer, limit, wire)
 
-    def _claim(self, tx: Tx, account: Account, key: str, output_id: str, floor: int, now: int) -> _Claim:
+    def _claim(
+        self, tx: Tx, account: Account, key: str, output_id: str, floor: int, now: int, via_link: bool = False
+    ) -> _Claim:
+        if not via_link and key_held_by_link(tx, account.id, key):
+            raise idempotency_conflict()
         slot = tx.one(
             "SELECT state, fingerprint, output_id, created_at, heartbeat_at FROM idempotency_keys "
             "WHERE account_id = ? AND key = ?",
@@ -451,10 +463,7 @@ class ArtifactService:
 
     async def _replay(self, session: UploadSession, fp: str) -> UploadResult:
         if fp != session.claim.replay_fingerprint:
-            raise StoreError(
-                "idempotency_conflict",
-                "This Idempotency-Key was already used with a different payload. Generate a new key and retry.",
-            )
+            raise idempotency_conflict()
         output_id = session.claim.replay_output_id
         row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
         if row is None:
@@ -669,68 +678,15 @@ class ArtifactService:
             ),
         }
 
-    # --- share links -------------------------------------------------------------------------
-
-    async def _secret(self) -> bytes:
-        if self._share_secret is None:
-            candidate = secrets.token_hex(32)
-
-            def load(tx: Tx) -> str:
-                tx.execute(
-                    "INSERT INTO server_secrets (name, value) VALUES ('share_links', ?) ON CONFLICT (name) DO NOTHING",
-                    (candidate,),
-                )
-                row = tx.one("SELECT value FROM server_secrets WHERE name = 'share_links'")
-                assert row is not None
-                return str(row["value"])
-
-            self._share_secret = bytes.fromhex(await self.db.write(load))
-        return self._share_secret
+    # --- share links (store/sharing.py) ------------------------------------------------------
 
     async def share(self, account: Account, output_id: str, expires_in_seconds: int | None) -> dict[str, Any]:
         """A link that serves the bytes without a key: the public URL, or a signed expiring one."""
-        row = await self._row(account, output_id)
-        content = self._content(row)
-        now = self.clock.now_ms()
-        if content.public:
-            public_url = f"{self.urls.public_base_url}/{output_id}"
-            return {
-                "shareUrl": public_url,
-                "shareExpiresAt": iso_ms(row["expires_at"]),
-                "agent_contract": share_contract(public_url, output_id, expires_in_seconds_of(row, now)),
-            }
-        lifetime = expires_in_seconds if expires_in_seconds is not None else SHARE_DEFAULT_SECONDS
-        if lifetime < 60:
-            raise invalid_request("expiresInSeconds must be at least 60.")
-        until = min(now + lifetime * 1000, int(row["expires_at"]))
-        token = await self._sign(output_id, until)
-        url = f"{self.urls.base_url}/s/{token}"
-        return {
-            "shareUrl": url,
-            "shareExpiresAt": iso_ms(until),
-            "agent_contract": share_contract(url, output_id, max(0, (until - now) // 1000) or None),
-        }
-
-    async def _sign(self, output_id: str, until_ms: int) -> str:
-        payload = f"{output_id}.{until_ms}"
-        mac = hmac.new(await self._secret(), payload.encode(), hashlib.sha256).digest()[:16]
-        return f"{payload}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+        return await sharing.share_link(self, account, output_id, expires_in_seconds)
 
     async def open_shared(self, token: str) -> Content:
         """The bytes behind a share link, while the link and the output both live."""
-        parts = token.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            raise output_not_found()
-        output_id, until_text, _ = parts
-        expected = await self._sign(output_id, int(until_text))
-        if not hmac.compare_digest(expected, token):
-            raise output_not_found()
-        if int(until_text) <= self.clock.now_ms():
-            raise StoreError("output_expired", "This share link has expired.")
-        row = await self.db.read(lambda tx: tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,)))
-        if row is None:
-            raise output_not_found()
-        return dataclasses.replace(self._content(row), available_until_ms=min(int(until_text), int(row["expires_at"])))
+        return await sharing.open_shared(self, token)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -780,6 +736,7 @@ class ArtifactService:
                 "DELETE FROM idempotency_keys WHERE state = 'completed' AND created_at < ?",
                 (now - IDEMPOTENCY_RETENTION_MS,),
             )
+            prune_upload_links(tx, now - IDEMPOTENCY_RETENTION_MS)
             return ratelimit.prune(tx, now - 3600 * 1000)
 
         pruned = await self.db.write(prune)
@@ -847,6 +804,8 @@ class UploadSession:
         self._content_started = False
         self._done = False
         self._last_beat = service.clock.now_ms()
+        self._expected_size: int | None = None
+        self._expected_sha256: str | None = None
 
     @property
     def is_replay(self) -> bool:
@@ -882,6 +841,12 @@ class UploadSession:
         if self._content_started:
             self._check(partial=True)
 
+    def expect(self, size_bytes: int | None, sha256: str | None) -> None:
+        """Content the sender declared beforehand (an upload link's ``sizeBytes``/``sha256``): other
+        bytes are refused with ``invalid_request`` and nothing is kept."""
+        self._expected_size = size_bytes
+        self._expected_sha256 = sha256
+
     def set_fields(self, fields: dict[str, Any]) -> None:
         """All fields at once (MCP, or anything that has them typed already)."""
         self._fields.update(fields)
@@ -912,6 +877,8 @@ class UploadSession:
         self.size += len(chunk)
         if self.size > self._limit:
             raise _too_large(self._limit)
+        if self._expected_size is not None and self.size > self._expected_size and not self.is_replay:
+            raise invalid_request(f"The content is larger than the declared sizeBytes ({self._expected_size}).")
         self._hash.update(chunk)
         if self._writer is not None:
             await self._writer.write(chunk)
@@ -931,6 +898,12 @@ class UploadSession:
         if self.is_replay:
             self._done = True
             return await self.service._replay(self, fp)
+        if self._expected_size is not None and self.size != self._expected_size:
+            raise invalid_request(
+                f"The content is {self.size} bytes, not the declared sizeBytes ({self._expected_size})."
+            )
+        if self._expected_sha256 is not None and digest != self._expected_sha256:
+            raise invalid_request("The content's SHA-256 is not the declared sha256.")
         assert self._writer is not None
         try:
             await self._writer.commit()
@@ -1047,10 +1020,6 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
         yield first
     async for chunk in rest:
         yield chunk
-
-
-def expires_in_seconds_of(row: dict[str, Any], now_ms: int) -> int | None:
-    return expires_in_seconds(int(row["expires_at"]), now_ms)
 
 
 def _encode_cursor(output_id: str) -> str:

@@ -71,6 +71,7 @@ class Settings:
     mcp_allowed_origins: tuple[str, ...] = ()
     # 0 means "derived from the largest upload a plan allows".
     mcp_max_request_bytes: int = 0
+    upload_link_ttl_seconds: int = 3600
 
     def __post_init__(self) -> None:
         data_dir = self.data_dir.resolve()
@@ -93,6 +94,7 @@ class Settings:
         _check_positive("SWEEP_INTERVAL_SECONDS", self.sweep_interval_seconds)
         _check_positive("STALE_UPLOAD_SECONDS", self.stale_upload_seconds)
         _check_positive("DB_POOL_SIZE", self.db_pool_size)
+        _check_positive("UPLOAD_LINK_TTL_SECONDS", self.upload_link_ttl_seconds)
         if self.free_uploads < 0:
             raise SettingsError(f"{PREFIX}FREE_UPLOADS: must be 0 or more")
         if self.storage_limit_bytes < 0:
@@ -282,4 +284,5 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "mcp_allowed_hosts": ("mcp_allowed_hosts", _parse_list),
     "mcp_allowed_origins": ("mcp_allowed_origins", _parse_list),
     "mcp_max_request_bytes": _int_field("mcp_max_request_bytes"),
+    "upload_link_ttl_seconds": _int_field("upload_link_ttl_seconds"),
 }

@@ -23,6 +23,7 @@ from store.schemas import (
     Checkout,
     CreateOutput,
     CreateShareLink,
+    CreateUpload,
     ErrorEnvelope,
     Metadata,
     OutputList,
@@ -30,6 +31,8 @@ from store.schemas import (
     Registered,
     RegisterKey,
     ShareLink,
+    UploadLink,
+    UploadStatus,
 )
 from store.settings import Settings
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
@@ -54,6 +57,9 @@ MODELS: tuple[type[BaseModel], ...] = (
     Registered,
     Balance,
     ShareLink,
+    CreateUpload,
+    UploadLink,
+    UploadStatus,
 )
 
 PUBLIC: list[dict[str, list[str]]] = []
@@ -113,7 +119,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             {"name": "mcp", "description": "Model Context Protocol over Streamable HTTP"},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_upload_link_paths()},
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
@@ -726,6 +732,75 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/mcp": _mcp_paths(),
+    }
+
+
+def _upload_link_paths() -> dict[str, Any]:
+    """SPEC section 14: upload links (the bytes go to a signed URL, never through a JSON body)."""
+    authed_errors = (*BASE_ERRORS, *AUTH_ERRORS, "rate_limited")
+    return {
+        "/v1/uploads": {
+            "post": _op(
+                "createUploadLink",
+                "outputs",
+                "Create an upload link",
+                {
+                    "201": {
+                        **_success(
+                            "A signed, single-use link to PUT the bytes to without a key (UploadLink); once the "
+                            "link was used, the replay of its output (OutputResource, Idempotent-Replayed).",
+                            {"oneOf": [_ref("UploadLink"), _ref("OutputResource")]},
+                            authed=True,
+                            rated=True,
+                        ),
+                    },
+                    **_errors(*authed_errors, *UPLOAD_ERRORS),
+                },
+                description="The fields of an upload without its content, plus optional sizeBytes and sha256 the "
+                "bytes must match. Quota is checked here and charged when the bytes arrive. The Idempotency-Key "
+                "names the eventual output and shares its namespace with POST /v1/outputs.",
+                parameters=[_param("IdempotencyKey")],
+                request_body={"required": True, "content": _json(_ref("CreateUpload"))},
+            )
+        },
+        "/v1/uploads/{uploadId}": {
+            "get": _op(
+                "getUpload",
+                "outputs",
+                "Read an upload link's state",
+                {
+                    "200": _success(
+                        "pending, completed (with outputId) or expired.", _ref("UploadStatus"), authed=True, rated=True
+                    ),
+                    **_errors(*authed_errors, "not_found"),
+                },
+                parameters=[{"name": "uploadId", "in": "path", "required": True, "schema": {"type": "string"}}],
+            )
+        },
+        "/u/{token}": {
+            "put": _op(
+                "putUploadContent",
+                "public",
+                "Upload the bytes through an upload link",
+                {
+                    "201": {
+                        **_success(
+                            "The output (a repeated PUT of the same bytes is a replay).", _ref("OutputResource")
+                        ),
+                    },
+                    **_errors(*BASE_ERRORS, *UPLOAD_ERRORS, "not_found", "rate_limited"),
+                },
+                security=PUBLIC,
+                description="The raw bytes as the body (Content-Length or chunked), any Content-Type: the MIME type "
+                "was fixed when the link was created. No Authorization: the signed link is the permission. An "
+                "expired, altered or unknown link answers 404 not_found.",
+                parameters=[{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+                request_body={
+                    "required": True,
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+            )
+        },
     }
 
 

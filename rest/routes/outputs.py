@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.content import content_response
-from rest.endpoint import Call, endpoint, read_json, route
+from rest.endpoint import Call, content_length, endpoint, read_json, route
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
 from store import StoreError
@@ -14,21 +14,12 @@ from store.schemas import CreateShareLink
 from store.validation import store_error_from_validation
 
 
-def _content_length(call: Call) -> int | None:
-    value = call.request.headers.get("content-length")
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise StoreError("invalid_request", "Content-Length must be a non-negative integer.")
-    return int(value)
-
-
 async def create_output(call: Call) -> Response:
     request = call.request
     session = await call.service.begin_upload(
         call.owner,
         request.headers.get("idempotency-key"),
-        content_length=_content_length(call),
+        content_length=content_length(call),
         content_type=request.headers.get("content-type"),
     )
     call.rate = session.rate

@@ -56,7 +56,14 @@ async def test_tools_over_http_in_both_protocol_eras(served: Server, mode: str) 
     with anyio.fail_after(CALL_TIMEOUT_SECONDS):
         async with connect(served, key, mode) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"save_artifact", "get_artifact", "share", "list_artifacts", "delete_artifact"}
+            assert names == {
+                "save_artifact",
+                "get_artifact",
+                "share",
+                "create_upload_link",
+                "list_artifacts",
+                "delete_artifact",
+            }
             saved = ok(await call(client, "save_artifact", mime_type="text/plain", content_text=f"over {mode}"))
             assert saved["contentUrl"].startswith(served.base_url)
             assert (

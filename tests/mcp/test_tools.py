@@ -23,7 +23,7 @@ from tests.mcp.conftest import call, count_outputs, first_action, new_account, o
 
 pytestmark = pytest.mark.anyio
 
-TOOLS = {"save_artifact", "get_artifact", "share", "list_artifacts", "delete_artifact"}
+TOOLS = {"save_artifact", "get_artifact", "share", "create_upload_link", "list_artifacts", "delete_artifact"}
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 20
 
 
@@ -56,6 +56,7 @@ async def test_tool_list_is_truthful(mcp: Client) -> None:
         "save_artifact": (False, False, True),
         "get_artifact": (True, None, None),
         "share": (False, False, False),
+        "create_upload_link": (False, False, False),
         "list_artifacts": (True, None, None),
         "delete_artifact": (False, True, True),
     }
