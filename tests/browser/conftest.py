@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -85,7 +86,9 @@ def fresh_browser() -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any], seconds: float = WAIT_SECONDS) -> Any:
-    return WebDriverWait(driver, seconds, poll_frequency=0.05).until(condition)
+    """Poll ``condition`` until it is truthy; an element re-rendered between two polls is looked up again."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, seconds, poll_frequency=0.05, ignored_exceptions=ignored).until(condition)
 
 
 def visible(driver: WebDriver, element_id: str) -> WebElement:

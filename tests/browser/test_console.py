@@ -220,7 +220,7 @@ def test_share_open_without_a_key_delete_then_the_410_page(
     assert (page.status_code, page.headers["content-type"]) == (410, "text/html; charset=utf-8")
 
 
-def test_the_preview_page_fits_a_phone(browser: WebDriver, scene: Scene) -> None:
+def test_the_preview_page_and_the_console_fit_a_phone(browser: WebDriver, scene: Scene) -> None:
     browser.set_window_size(390, 844)
     try:
         browser.get(scene.api.share(scene.image["outputId"]))
@@ -230,5 +230,16 @@ def test_the_preview_page_fits_a_phone(browser: WebDriver, scene: Scene) -> None
         download = browser.find_element("id", "download")
         assert download.rect["width"] > 300  # one full-width button on a phone
         screenshot(browser, "preview-mobile")
+        sign_in(browser, scene.api)
+        wait_rows(browser, 20)
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+        screenshot(browser, "console-mobile")
     finally:
         browser.set_window_size(*DESKTOP)
+
+
+def test_no_key_ever_reaches_the_server_log(server: Server, scene: Scene) -> None:
+    """After every flow above (sign-in, listing, thumbnails, share, delete), the log names no key."""
+    log = server.log_path.read_text("utf-8")
+    assert "Uvicorn running" in log  # the server's own log, from its start on
+    assert "ol_live_" not in log

@@ -14,7 +14,7 @@
     "image/png": "PNG", "image/webp": "WEBP", "text/csv": "CSV", "text/html": "HTML", "text/plain": "TXT"
   };
 
-  var state = { cursors: [null], page: 0, nextCursor: null, objectUrls: [], pendingDelete: null };
+  var state = { cursors: [null], page: 0, nextCursor: null, objectUrls: [], pendingDelete: null, loads: 0 };
 
   function $(id) { return document.getElementById(id); }
 
@@ -152,7 +152,10 @@
     if ($("filter-status").value) params.set("status", $("filter-status").value);
     if ($("filter-type").value) params.set("mimeType", $("filter-type").value);
     showError("list-error", "");
+    // Filters can change while a page is on its way: only the latest request may render.
+    var sequence = ++state.loads;
     return api("GET", "/v1/outputs?" + params.toString()).then(function (page) {
+      if (sequence !== state.loads) return;
       state.nextCursor = page.pageInfo.hasMore ? page.pageInfo.nextCursor : null;
       renderRows(page.outputs);
       $("page-prev").disabled = state.page === 0;
