@@ -9,6 +9,7 @@ to ``docs/screenshots/``, which the README shows as pictures of the product.
 from __future__ import annotations
 
 import base64
+import contextlib
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import httpx2
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -105,6 +106,23 @@ def visible(driver: WebDriver, element_id: str) -> WebElement:
 def screenshot(driver: WebDriver, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def screenshot_once_painted(driver: WebDriver, name: str, seconds: float = 10) -> None:
+    """A screenshot of content the browser paints on its own schedule (its PDF viewer): poll until the
+    picture has changed from the first capture and then held still; at the deadline, take it as it is."""
+    first = previous = driver.get_screenshot_as_png()
+
+    def settled(d: WebDriver) -> bool:
+        nonlocal previous
+        current = d.get_screenshot_as_png()
+        done = current == previous and current != first
+        previous = current
+        return done
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(driver, seconds, poll_frequency=0.25).until(settled)
+    screenshot(driver, name)
 
 
 @dataclass

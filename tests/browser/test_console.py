@@ -14,7 +14,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
-from tests.browser.conftest import DESKTOP, Api, register, screenshot, sign_in, visible, wait_for
+from tests.browser.conftest import (
+    DESKTOP,
+    Api,
+    register,
+    screenshot,
+    screenshot_once_painted,
+    sign_in,
+    visible,
+    wait_for,
+)
 from tests.browser.samples import HOSTILE_HTML, gradient_png, one_page_pdf, sales_csv
 from tests.serving import Server
 
@@ -171,7 +180,7 @@ def test_csv_and_pdf_previews(browser: WebDriver, scene: Scene) -> None:
         assert browser.execute_script("return document.contentType") == "application/pdf"
     finally:
         browser.switch_to.default_content()
-    screenshot(browser, "preview-pdf")
+    screenshot_once_painted(browser, "preview-pdf")
 
 
 def test_agent_written_html_is_shown_without_running_its_script(browser: WebDriver, scene: Scene) -> None:
