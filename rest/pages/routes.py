@@ -10,8 +10,7 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, endpoint, route
 from rest.pages.render import Pages
-from store import StoreError
-from store.previews import PREVIEW_CSV_MAX_ROWS, Preview
+from store import StoreError, previews
 from store.validation import SUPPORTED_MIME_TYPES
 
 # What a person is told when a link leads nowhere; anything else shows the error's own message.
@@ -23,7 +22,7 @@ GONE_TITLES = {
 
 
 async def preview_page(
-    call: Call, pages: Pages, load: Callable[[], Awaitable[Preview]], *, eyebrow: str = "Shared artifact"
+    call: Call, pages: Pages, load: Callable[[], Awaitable[previews.Preview]], *, eyebrow: str = "Shared artifact"
 ) -> Response:
     """The preview page of a keyless link, or the page saying why there is nothing to preview."""
     try:
@@ -37,7 +36,6 @@ async def preview_page(
         eyebrow=eyebrow,
         inline_url=f"{path}?inline=1",
         download_url=f"{path}?download=1",
-        csv_max_rows=PREVIEW_CSV_MAX_ROWS,
     )
 
 
