@@ -50,6 +50,8 @@ def problem_page(pages: Pages, error: StoreError) -> Response:
         message=error.message,
     )
     response.headers.update(error.headers)
+    if error.retry_after is not None and error.status in (429, 500, 503):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

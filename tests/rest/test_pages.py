@@ -10,7 +10,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from store import ManualClock
+from store import ArtifactService, ManualClock
+from store.errors import service_unavailable
 from tests.conftest import assert_error
 from tests.rest.test_content import public_path, upload
 
@@ -230,6 +231,23 @@ async def test_a_tampered_or_unknown_link_shows_a_404_page(client: httpx2.AsyncC
         response = await client.get(bad, headers=BROWSER)
         assert response.status_code == 404
         assert scan(response).find("section", **{"data-code": "output_not_found"})
+
+
+@pytest.mark.anyio
+async def test_a_blob_store_outage_shows_a_retryable_503_page(
+    client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the text to preview fails: a 503 page with Retry-After, never a broken or half page."""
+    output = await upload(client, auth, public=True)
+
+    async def unavailable_small(key: str, start: int, length: int) -> bytes:
+        raise service_unavailable("blob store")
+
+    monkeypatch.setattr(service.blobs, "read_small", unavailable_small)
+    response = await client.get(public_path(output), headers=BROWSER)
+    assert response.status_code == 503
+    assert scan(response).find("section", **{"data-code": "service_unavailable"})
+    assert int(response.headers["retry-after"]) > 0
 
 
 # --- console and assets -----------------------------------------------------------------------
