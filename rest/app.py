@@ -25,6 +25,7 @@ from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
 from outputlayer_mcp.http import MCP_METHODS, McpHttp
 from rest.endpoint import Call, decorate, refuse_key_in_query
 from rest.errors import error_response, unexpected_error
+from rest.pages import Pages, page_routes
 from rest.routes.accounts import account_routes
 from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
@@ -58,10 +59,12 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
             if owned:
                 active.close()
 
+    pages = Pages(settings)
     routes: list[BaseRoute] = [
         *output_routes(),
         *account_routes(),
-        *public_routes(),
+        *public_routes(pages),
+        *page_routes(pages),
         *upload_link_routes(),
         *discovery_routes(),
         Route(MCP_PATH, McpEndpoint(), methods=list(MCP_METHODS)),

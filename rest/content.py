@@ -13,13 +13,20 @@ from store import Content, StoreError
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def content_disposition(label: str | None) -> str:
+# The bytes shown inside a preview page: still sandboxed (no scripts, an opaque origin), loading
+# nothing from elsewhere, and framable only by this site's own pages.
+INLINE_CONTENT_SECURITY_POLICY = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+)
+
+
+def content_disposition(label: str | None, disposition: str = "attachment") -> str:
     if not label:
-        return "attachment"
+        return disposition
     ascii_name = label.encode("ascii", "replace").decode("ascii").replace("\\", "_").replace('"', "'")
     if ascii_name == label:
-        return f'attachment; filename="{ascii_name}"'
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(label, safe='')}"
+        return f'{disposition}; filename="{ascii_name}"'
+    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(label, safe='')}"
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -63,20 +70,21 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-async def content_response(call: Call, content: Content, *, public: bool) -> Response:
+async def content_response(call: Call, content: Content, *, public: bool, inline: bool = False) -> Response:
+    """The bytes; ``inline`` (keyless links only) shows them in a preview page instead of saving them."""
     if content.redirect is not None:
         return RedirectResponse(content.redirect, status_code=302)
     etag = f'"{content.sha256}"'
     headers = {
         "ETag": etag,
-        "Content-Disposition": content_disposition(content.label),
+        "Content-Disposition": content_disposition(content.label, "inline" if inline else "attachment"),
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
         "Accept-Ranges": "bytes",
         "Content-Type": content.mime_type,
     }
     if public:
-        headers["Content-Security-Policy"] = "sandbox"
+        headers["Content-Security-Policy"] = INLINE_CONTENT_SECURITY_POLICY if inline else "sandbox"
     if _etag_matches(call.request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     byte_range = parse_range(call.request.headers.get("range"), content.size_bytes)

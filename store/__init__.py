@@ -6,7 +6,7 @@ Adapters import only the names below.
 from __future__ import annotations
 
 # Use cases beyond the service's own methods, called as ``module.function(service, …)``.
-from store import direct, sharing, upload_links
+from store import direct, previews, sharing, upload_links
 from store.blobs import BlobStore, open_blob_store
 from store.clock import Clock, ManualClock, SystemClock, iso_ms
 from store.db import Database, migrate, open_database
@@ -50,6 +50,7 @@ __all__ = [
     "open_blob_store",
     "open_database",
     "open_service",
+    "previews",
     "sharing",
     "upload_links",
 ]

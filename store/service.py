@@ -123,6 +123,9 @@ class Content:
     public: bool
     blob_key: str
     redirect: str | None = None
+    # Until when these bytes are served through the door that opened them (the output's expiry, or
+    # a share link's own earlier one): what a preview page counts down to.
+    available_until_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -555,6 +558,7 @@ class ArtifactService:
             label=row["label"],
             public=bool(row["public"]),
             blob_key=row["blob_key"],
+            available_until_ms=int(row["expires_at"]),
         )
 
     async def read_content(

@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ulid import ULID
@@ -143,4 +143,5 @@ async def open_shared(service: ArtifactService, token: str) -> Content:
     )
     if row is None:
         raise output_not_found()
-    return service._content(row)
+    # A preview counts down to whichever ends first: this link or its output.
+    return replace(service._content(row), available_until_ms=min(signed.until_ms, int(row["expires_at"])))

@@ -364,6 +364,24 @@ def _content_responses(*, authed: bool) -> dict[str, Any]:
     return responses
 
 
+# Keyless links are also opened by people: see rest/pages.
+LINK_PAGE_NOTE = (
+    " A browser whose Accept header lists text/html first gets an HTML preview page instead (and HTML pages "
+    "for 404 and 410); `?download=1` always gets the bytes."
+)
+
+
+def _link_parameters() -> list[dict[str, Any]]:
+    return [
+        _query("download", {"type": "string", "enum": ["1"]}, "The bytes as an attachment, also for a browser."),
+        _query(
+            "inline",
+            {"type": "string", "enum": ["1"]},
+            "The bytes shown inline (still sandboxed), as the preview page embeds them; not for top-level pages.",
+        ),
+    ]
+
+
 def _text(media_type: str, description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -570,10 +588,12 @@ def _paths() -> dict[str, Any]:
                 "Download through a share link",
                 {**_content_responses(authed=False), **_errors(*BASE_ERRORS, *CONTENT_ERRORS)},
                 security=PUBLIC,
+                description=LINK_PAGE_NOTE.strip(),
                 parameters=[
                     {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
                     _param("Range"),
                     _param("IfNoneMatch"),
+                    *_link_parameters(),
                 ],
             )
         },
@@ -584,8 +604,9 @@ def _paths() -> dict[str, Any]:
                 "Download a public output (the default publicUrl target)",
                 {**_content_responses(authed=False), **_errors(*BASE_ERRORS, *CONTENT_ERRORS)},
                 security=PUBLIC,
-                description="Sent with Content-Security-Policy: sandbox; text/html is served as an attachment.",
-                parameters=[*output_id, _param("Range"), _param("IfNoneMatch")],
+                description="Sent with Content-Security-Policy: sandbox; text/html is served as an attachment."
+                + LINK_PAGE_NOTE,
+                parameters=[*output_id, _param("Range"), _param("IfNoneMatch"), *_link_parameters()],
             )
         },
         "/v1/credits/checkout": {
