@@ -5,6 +5,7 @@ Adapters import only the names below.
 
 from __future__ import annotations
 
+from store.billing import WEBHOOK_BODY_LIMIT
 from store.blobs import BlobStore, open_blob_store
 from store.clock import Clock, ManualClock, SystemClock, iso_ms
 from store.db import Database, migrate, open_database
@@ -24,6 +25,7 @@ from store.settings import Settings, SettingsError
 
 __all__ = [
     "ERROR_KINDS",
+    "WEBHOOK_BODY_LIMIT",
     "Account",
     "ArtifactService",
     "BlobStore",

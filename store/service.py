@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -31,16 +31,17 @@ import anyio
 from pydantic import ValidationError
 
 from store import ratelimit
+from store.billing import Billing
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
 from store.clock import Clock, SystemClock, iso_ms
-from store.contract import balance_contract, list_contract, purchase_contract, register_contract, share_contract
+from store.contract import balance_contract, list_contract, register_contract, share_contract
 from store.db import ACCOUNT_COLUMNS, Database, Tx
 from store.errors import StoreError, invalid_request, output_deleted, output_expired, output_not_found
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
-from store.schemas import Checkout, CreateOutput, RegisterKey
+from store.schemas import CreateOutput, RegisterKey
 from store.settings import Settings
 from store.validation import (
     FORM_FIELDS,
@@ -164,6 +165,7 @@ class ArtifactService:
         self.urls = Urls(settings.base_url, settings.effective_public_base_url)
         self._share_secret: bytes | None = None
         self.stale_slot_ms = settings.stale_upload_seconds * 1000
+        self.billing = Billing(settings, db, self.clock, self.ids)
 
     def close(self) -> None:
         self.db.close()
@@ -230,6 +232,7 @@ class ArtifactService:
 
     def balance(self, account: Account) -> dict[str, Any]:
         return {
+            "accountId": account.id,
             "planTier": account.plan_tier,
             "freeRemaining": account.free_remaining,
             "creditsRemaining": account.credits_remaining,
@@ -261,33 +264,14 @@ class ArtifactService:
     # --- billing -----------------------------------------------------------------------------
 
     async def checkout(self, account: Account, document: Any) -> dict[str, Any]:
-        """Start a pack purchase; answers ``billing_disabled`` until a payment provider is configured."""
-        try:
-            Checkout.model_validate(document if document is not None else {})
-        except ValidationError as exc:
-            error = store_error_from_validation(exc)
-            raise (error or invalid_request("Invalid checkout body.")) from None
-        raise StoreError(
-            "billing_disabled",
-            "Billing is not enabled on this server; ask its operator to grant credits (outputlayer accounts grant).",
-        )
+        """Start a pack purchase (``billing_disabled`` until PayPal is configured); see :mod:`store.billing`."""
+        return await self.billing.checkout(account.id, document)
 
     async def verify_purchase(self, account: Account, purchase_id: str) -> dict[str, Any]:
-        row = await self.db.read(
-            lambda tx: tx.one(
-                "SELECT id, pack_id, status, credits_added FROM purchases WHERE id = ? AND account_id = ?",
-                (purchase_id, account.id),
-            )
-        )
-        if row is None:
-            raise StoreError("purchase_not_found", "No purchase with this id exists for this API key.")
-        return {
-            "purchaseId": row["id"],
-            "packId": row["pack_id"],
-            "status": row["status"],
-            "creditsAdded": int(row["credits_added"]),
-            "agent_contract": purchase_contract(row["id"], row["status"]),
-        }
+        return await self.billing.verify(account.id, purchase_id)
+
+    async def paypal_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
+        return await self.billing.webhook(headers, raw_body)
 
     # --- rate limits -------------------------------------------------------------------------
 
