@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from store import ratelimit
+from store import admin, ratelimit
 from store.billing import Billing
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
@@ -260,6 +260,14 @@ class ArtifactService:
             return Account.from_row(updated)
 
         return self.db.write_sync(apply)
+
+    def list_accounts(self, limit: int) -> list[dict[str, Any]]:
+        """Operator listing (``outputlayer accounts list``); see :mod:`store.admin`."""
+        return admin.list_accounts(self.db, limit)
+
+    def describe_account(self, account_id: str) -> dict[str, Any]:
+        """Operator view of one account and its purchases (``outputlayer accounts show``)."""
+        return admin.describe_account(self.db, account_id)
 
     # --- billing -----------------------------------------------------------------------------
 
