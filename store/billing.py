@@ -427,18 +427,24 @@ def _custom_id_of_order(order: dict[str, Any]) -> str | None:
 
 
 def _order_id_of_capture(resource: dict[str, Any]) -> str | None:
+    """``supplementary_data.related_ids.order_id``, else the order named by the capture's ``up`` link."""
     data = resource.get("supplementary_data")
     related = data.get("related_ids") if isinstance(data, dict) else None
-    return _text(related.get("order_id")) if isinstance(related, dict) else None
+    order_id = _text(related.get("order_id")) if isinstance(related, dict) else None
+    return order_id or _up_link_id(resource, "/checkout/orders/")
 
 
 def _up_capture_id(resource: dict[str, Any]) -> str | None:
     """A refund names its capture by its ``up`` link: ``…/v2/payments/captures/{capture_id}``."""
+    return _up_link_id(resource, "/captures/")
+
+
+def _up_link_id(resource: dict[str, Any], collection: str) -> str | None:
     links = resource.get("links")
     for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("rel") == "up" and isinstance(link.get("href"), str):
             path = link["href"].split("?", 1)[0].rstrip("/")
-            if "/captures/" in path:
+            if collection in path:
                 return _text(path.rsplit("/", 1)[-1])
     return None
 
