@@ -482,3 +482,30 @@ async def test_a_capture_event_is_matched_by_any_one_of_its_references(
     stripped = {k: v for k, v in capture.items() if k not in references - {kept}}
     await delivered(client, paypal.event("PAYMENT.CAPTURE.COMPLETED", "capture", stripped))
     assert (await balance(client, auth))["creditsRemaining"] == BASIC["credits"]
+
+
+@pytest.mark.anyio
+async def test_a_lost_capture_reply_is_retried_with_the_same_request_id_and_captures_once(
+    client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal
+) -> None:
+    purchase_id = (await checkout(client, auth))["purchaseId"]
+    order_id = order_id_of(paypal, purchase_id)
+    paypal.lose_next_reply.add("capture")
+    await delivered(client, paypal.approve(order_id))
+    assert paypal.calls["capture"] == 2
+    assert len(paypal.captures(order_id)) == 1
+    ids = {r[2]["paypal-request-id"] for r in paypal.requests if r[1].endswith("/capture")}
+    assert ids == {f"{purchase_id}-capture"}
+    assert (await verify(client, auth, purchase_id))["status"] == "confirmed"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("billing_overrides", [{"paypal_client_secret": "wrong-secret-0123"}], indirect=True)
+async def test_refused_paypal_credentials_answer_503_and_are_not_logged(
+    client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post("/v1/credits/checkout", headers=auth, json={"packId": "basic"})
+    assert_error(response, 503, "service_unavailable", retryable=True, action="retry_after_wait")
+    assert paypal.calls["create"] == 0
+    assert "wrong-secret-0123" not in caplog.text and "wrong-secret-0123" not in response.text
