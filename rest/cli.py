@@ -128,6 +128,27 @@ def cmd_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    service = open_service(_settings())
+    try:
+        accounts = service.list_accounts(args.limit)
+    finally:
+        service.close()
+    for account in accounts:
+        sys.stdout.write(json.dumps(account) + "\n")
+    return 0
+
+
+def cmd_accounts_show(args: argparse.Namespace) -> int:
+    service = open_service(_settings())
+    try:
+        account = service.describe_account(args.account_id)
+    finally:
+        service.close()
+    sys.stdout.write(json.dumps(account, indent=2) + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="outputlayer", description="Artifact store for AI agents.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--credits", type=int, default=0)
     grant.add_argument("--storage-bytes", type=int, default=0)
     grant.set_defaults(run=cmd_grant)
+    listing = account_commands.add_parser("list", help="one JSON line per account, newest first")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.set_defaults(run=cmd_accounts_list)
+    show = account_commands.add_parser("show", help="one account: plan, quota and purchases, as JSON")
+    show.add_argument("account_id")
+    show.set_defaults(run=cmd_accounts_show)
     return parser
 
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rest.app import http_exception
+from rest.pages import Pages, page_routes
 from rest.routes.outputs import output_routes
 from rest.routes.public import public_routes
 from rest.routes.upload_links import upload_link_routes
@@ -41,8 +42,9 @@ def bind_loopback() -> socket.socket:
 
 
 def link_app(service: ArtifactService) -> ASGIApp:
+    pages = Pages(service.settings)
     app = Starlette(
-        routes=[*output_routes(), *public_routes(), *upload_link_routes()],
+        routes=[*output_routes(), *public_routes(pages), *page_routes(pages), *upload_link_routes()],
         exception_handlers={HTTPException: http_exception},
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 # Use cases beyond the service's own methods, called as ``module.function(service, …)``.
 from store import direct, previews, sharing, upload_links
+from store.billing import WEBHOOK_BODY_LIMIT
 from store.blobs import BlobStore, open_blob_store
 from store.clock import Clock, ManualClock, SystemClock, iso_ms
 from store.db import Database, migrate, open_database
@@ -26,6 +27,7 @@ from store.settings import Settings, SettingsError
 
 __all__ = [
     "ERROR_KINDS",
+    "WEBHOOK_BODY_LIMIT",
     "Account",
     "ArtifactService",
     "BlobStore",

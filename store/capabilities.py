@@ -368,7 +368,8 @@ def _billing(settings: Settings) -> dict[str, Any]:
     return {
         "enabled": enabled,
         "note": (
-            "Credit packs are sold through PayPal."
+            "Credit packs are sold through PayPal: a person approves the checkoutUrl, then verify reports "
+            "confirmed once the payment is captured and the credits are added (exactly once)."
             if enabled
             else "Billing is not configured on this server: POST /v1/credits/checkout answers 503 billing_disabled. "
             "Ask the operator to grant credits (outputlayer accounts grant)."

@@ -267,7 +267,7 @@ def _error_actions(code: str, method: str, path: str, retry_after: int | None) -
                 "A request with this Idempotency-Key is already being processed. "
                 "Wait and retry with the same key and payload."
             ),
-            "service_unavailable": "A storage backend is unavailable. Wait, then retry the same request.",
+            "service_unavailable": "A backend (storage, database or PayPal) is unavailable. Wait, then retry.",
         }[code]
         return [action("retry_after_wait", description, method, path, retry_after_seconds=wait)]
     if code == "wrong_method":

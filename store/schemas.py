@@ -199,6 +199,7 @@ class Registered(BaseModel):
 
 
 class Balance(BaseModel):
+    accountId: str
     planTier: str
     freeRemaining: int
     creditsRemaining: int

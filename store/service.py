@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -28,11 +28,12 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from store import ratelimit, sharing
+from store import admin, ratelimit, sharing
+from store.billing import Billing
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
 from store.clock import Clock, SystemClock
-from store.contract import balance_contract, list_contract, purchase_contract, register_contract
+from store.contract import balance_contract, list_contract, register_contract
 from store.db import ACCOUNT_COLUMNS, Database, Tx
 from store.errors import (
     StoreError,
@@ -45,7 +46,7 @@ from store.errors import (
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
-from store.schemas import Checkout, CreateOutput, RegisterKey
+from store.schemas import CreateOutput, RegisterKey
 from store.settings import Settings
 from store.upload_keys import key_held_by_link, prune_upload_links
 from store.validation import (
@@ -172,6 +173,7 @@ class ArtifactService:
         self.urls = Urls(settings.base_url, settings.effective_public_base_url)
         self.signer = sharing.LinkSigner(db)
         self.stale_slot_ms = settings.stale_upload_seconds * 1000
+        self.billing = Billing(settings, db, self.clock, self.ids)
 
     def close(self) -> None:
         self.db.close()
@@ -238,6 +240,7 @@ class ArtifactService:
 
     def balance(self, account: Account) -> dict[str, Any]:
         return {
+            "accountId": account.id,
             "planTier": account.plan_tier,
             "freeRemaining": account.free_remaining,
             "creditsRemaining": account.credits_remaining,
@@ -266,36 +269,25 @@ class ArtifactService:
 
         return self.db.write_sync(apply)
 
+    def list_accounts(self, limit: int) -> list[dict[str, Any]]:
+        """Operator listing (``outputlayer accounts list``); see :mod:`store.admin`."""
+        return admin.list_accounts(self.db, limit)
+
+    def describe_account(self, account_id: str) -> dict[str, Any]:
+        """Operator view of one account and its purchases (``outputlayer accounts show``)."""
+        return admin.describe_account(self.db, account_id)
+
     # --- billing -----------------------------------------------------------------------------
 
     async def checkout(self, account: Account, document: Any) -> dict[str, Any]:
-        """Start a pack purchase; answers ``billing_disabled`` until a payment provider is configured."""
-        try:
-            Checkout.model_validate(document if document is not None else {})
-        except ValidationError as exc:
-            error = store_error_from_validation(exc)
-            raise (error or invalid_request("Invalid checkout body.")) from None
-        raise StoreError(
-            "billing_disabled",
-            "Billing is not enabled on this server; ask its operator to grant credits (outputlayer accounts grant).",
-        )
+        """Start a pack purchase (``billing_disabled`` until PayPal is configured); see :mod:`store.billing`."""
+        return await self.billing.checkout(account.id, document)
 
     async def verify_purchase(self, account: Account, purchase_id: str) -> dict[str, Any]:
-        row = await self.db.read(
-            lambda tx: tx.one(
-                "SELECT id, pack_id, status, credits_added FROM purchases WHERE id = ? AND account_id = ?",
-                (purchase_id, account.id),
-            )
-        )
-        if row is None:
-            raise StoreError("purchase_not_found", "No purchase with this id exists for this API key.")
-        return {
-            "purchaseId": row["id"],
-            "packId": row["pack_id"],
-            "status": row["status"],
-            "creditsAdded": int(row["credits_added"]),
-            "agent_contract": purchase_contract(row["id"], row["status"]),
-        }
+        return await self.billing.verify(account.id, purchase_id)
+
+    async def paypal_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
+        return await self.billing.webhook(headers, raw_body)
 
     # --- rate limits -------------------------------------------------------------------------
 

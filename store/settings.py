@@ -62,7 +62,7 @@ class Settings:
     db_pool_size: int = 10
     paypal_base_url: str = ""
     paypal_client_id: str = ""
-    paypal_client_secret: str = ""
+    paypal_client_secret: str = field(default="", repr=False)  # never printed
     paypal_webhook_id: str = ""
     api_key: str = ""
     mcp_roots: tuple[Path, ...] = ()
@@ -128,7 +128,10 @@ class Settings:
 
     @property
     def billing_enabled(self) -> bool:
-        return bool(self.paypal_client_id and self.paypal_client_secret)
+        """PayPal billing runs only with all four settings (SPEC section 7)."""
+        return bool(
+            self.paypal_base_url and self.paypal_client_id and self.paypal_client_secret and self.paypal_webhook_id
+        )
 
     def with_base_url(self, base_url: str) -> Settings:
         """Fill in the base URL the server is reached at, when no explicit one was configured."""

@@ -572,6 +572,7 @@ def _balance(base: str, settings: Settings) -> Example:
         {
             "status": 200,
             "body": {
+                "accountId": ACCOUNT_ID,
                 "planTier": "free",
                 "freeRemaining": free,
                 "creditsRemaining": 0,

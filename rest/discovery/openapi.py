@@ -167,7 +167,7 @@ def _schemas() -> dict[str, Schema]:
         "properties": {
             "purchaseId": {"type": "string"},
             "packId": {"type": "string"},
-            "status": {"type": "string", "enum": ["pending", "confirmed", "failed"]},
+            "status": {"type": "string", "enum": ["pending", "confirmed", "failed", "refunded"]},
             "creditsAdded": {"type": "integer"},
             "agent_contract": contract,
         },
@@ -618,7 +618,8 @@ def _paths() -> dict[str, Any]:
                     "201": _success("The purchase and its PayPal approval link.", _ref("CheckoutStarted"), authed=True),
                     **_errors(*authed_errors, "billing_disabled"),
                 },
-                description="Answers 503 billing_disabled when the server has no payment provider configured.",
+                description="Answers 503 billing_disabled when the server has no payment provider configured, and 503 "
+                "service_unavailable (retryable) while PayPal cannot be reached.",
                 request_body={"required": True, "content": _json(_ref("Checkout"))},
             )
         },
@@ -662,6 +663,8 @@ def _paths() -> dict[str, Any]:
                     **_errors(*BASE_ERRORS, "billing_disabled"),
                 },
                 security=PUBLIC,
+                description="Every event is verified with PayPal (verify-webhook-signature, from the PAYPAL-* "
+                "transmission headers) before it changes anything: an unverified one answers 400 invalid_request.",
                 request_body={"required": True, "content": _json({"type": "object"})},
             )
         },

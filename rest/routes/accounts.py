@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, client_ip, endpoint, read_json, route
 from rest.responses import JSONResponse
-from store import StoreError
+from store import WEBHOOK_BODY_LIMIT, StoreError
 
 
 async def register_key(call: Call) -> Response:
@@ -35,7 +35,13 @@ async def verify(call: Call) -> Response:
 
 
 async def paypal_webhook(call: Call) -> Response:
-    raise StoreError("billing_disabled", "Billing is not enabled on this server.")
+    """PayPal's deliveries: the raw body goes to the store unchanged (its signature covers those bytes)."""
+    body = bytearray()
+    async for chunk in call.request.stream():
+        body.extend(chunk)
+        if len(body) > WEBHOOK_BODY_LIMIT:
+            raise StoreError("invalid_request", f"The webhook body is larger than {WEBHOOK_BODY_LIMIT} bytes.")
+    return JSONResponse(await call.service.paypal_webhook(call.request.headers, bytes(body)))
 
 
 def account_routes() -> list[Route]:

@@ -290,7 +290,8 @@ def text_values(settings: Settings) -> dict[str, str]:
         "RATE_DISCOVERY": str(rates.discovery_per_minute),
         "RATE_REGISTRATIONS": str(rates.registrations_per_hour),
         "RATE_LIMITS_STATE": "on" if settings.rate_limits_enabled else "off",
-        "BILLING_NOTE": "Credit packs are sold through POST /v1/credits/checkout (PayPal)."
+        "BILLING_NOTE": 'Credit packs are sold through PayPal: POST /v1/credits/checkout {"packId"} answers a '
+        "checkoutUrl for a person to approve; then poll GET /v1/credits/verify?purchaseId=… until it is confirmed."
         if settings.billing_enabled
         else "Billing is not configured on this server: POST /v1/credits/checkout answers 503 billing_disabled, "
         "and the operator grants credits with `outputlayer accounts grant`.",

@@ -165,11 +165,12 @@ async def test_registration_is_limited_to_10_per_hour_per_ip(
 
 @pytest.mark.anyio
 async def test_balance_of_a_new_account(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
-    """A new account: plan free, 5 free uploads, 0 credits, 250 MB storage; create_new_output recommended."""
+    """A new account: its id, plan free, 5 free uploads, 0 credits, 250 MB storage; create_new_output recommended."""
     response = await client.get("/v1/credits/balance", headers=auth)
     assert response.status_code == 200
     body = response.json()
-    assert {k: v for k, v in body.items() if k != "agent_contract"} == {
+    assert ACCOUNT_ID.match(body["accountId"])
+    assert {k: v for k, v in body.items() if k not in ("agent_contract", "accountId")} == {
         "planTier": "free",
         "freeRemaining": 5,
         "creditsRemaining": 0,

@@ -151,10 +151,22 @@ def test_mcp_roots_are_split_on_colons(data_dir: Path, tmp_path: Path) -> None:
     assert settings.mcp_roots == ((tmp_path / "a").resolve(), (tmp_path / "b").resolve())
 
 
-def test_paypal_credentials_enable_billing(data_dir: Path) -> None:
-    """Billing is on exactly when a PayPal client id and secret are both given."""
-    assert from_env(data_dir, PAYPAL_CLIENT_ID="cid").billing_enabled is False
-    assert from_env(data_dir, PAYPAL_CLIENT_ID="cid", PAYPAL_CLIENT_SECRET="sec").billing_enabled is True
+PAYPAL = {
+    "PAYPAL_BASE_URL": "https://api-m.sandbox.paypal.com",
+    "PAYPAL_CLIENT_ID": "cid",
+    "PAYPAL_CLIENT_SECRET": "sec-do-not-print",
+    "PAYPAL_WEBHOOK_ID": "WH1",
+}
+
+
+@pytest.mark.parametrize("missing", [None, *PAYPAL])
+def test_billing_is_on_exactly_when_all_four_paypal_settings_are_given(data_dir: Path, missing: str | None) -> None:
+    settings = from_env(data_dir, **{k: v for k, v in PAYPAL.items() if k != missing})
+    assert settings.billing_enabled is (missing is None)
+
+
+def test_the_paypal_client_secret_is_never_printed(data_dir: Path) -> None:
+    assert "sec-do-not-print" not in repr(from_env(data_dir, **PAYPAL))
 
 
 @pytest.mark.parametrize(
