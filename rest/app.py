@@ -23,8 +23,9 @@ from starlette.types import Message, Receive, Scope, Send
 
 from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
 from outputlayer_mcp.http import MCP_METHODS, McpHttp
-from rest.endpoint import Call, decorate, refuse_key_in_query
+from rest.endpoint import Call, decorate, refuse_key_in_query, single_header
 from rest.errors import error_response, unexpected_error
+from rest.mcp_guard import guarded_mcp
 from rest.routes.accounts import account_routes
 from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
@@ -104,7 +105,7 @@ class McpEndpoint:
         call = Call(request, service, service.ids.new("req"))
         try:
             refuse_key_in_query(request)
-            call.account = await service.authenticate(request.headers.get("authorization"))
+            call.account = await service.authenticate(single_header(request, "Authorization"))
         except StoreError as exc:
             response = error_response(exc, request, call.request_id)
             if exc.status == 401:
@@ -127,4 +128,5 @@ class McpEndpoint:
                 message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
             await send(message)
 
-        await mcp(scope, receive, send_with_request_id)
+        max_bytes = service.settings.effective_mcp_max_request_bytes
+        await guarded_mcp(mcp, request, call.request_id, max_bytes, send_with_request_id)

@@ -7,13 +7,12 @@ held whole; fields may come before or after the file. All rules about the values
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from store import StoreError, UploadSession
+from store import StoreError, UploadSession, parse_json
 
 JSON_BODY_LIMIT = 1_048_576
 TEXT_FIELD_LIMIT = 16_384
@@ -35,11 +34,7 @@ async def _feed_json(request: Request, session: UploadSession) -> None:
             raise StoreError(
                 "payload_too_large", f"JSON upload bodies are limited to {JSON_BODY_LIMIT} bytes; use multipart."
             )
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise StoreError("invalid_request", "The body is not valid JSON.") from None
-    await session.accept_json(document)
+    await session.accept_json(parse_json(bytes(body), max_bytes=JSON_BODY_LIMIT))
 
 
 class _PartCollector:

@@ -13,7 +13,7 @@ import json
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
@@ -21,6 +21,16 @@ CUSTOM_MAX_KEYS = 50
 
 MetadataText = Annotated[str, StringConstraints(max_length=100)]
 Tag = Annotated[str, StringConstraints(max_length=50)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 3600.0 as an integer (SPEC section 15), so strict models take it as 3600."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+ShareSeconds = Annotated[int, Field(ge=60), BeforeValidator(_integral)]
 
 
 class _Strict(BaseModel):
@@ -103,8 +113,8 @@ class RegisterKey(_Strict):
 
 
 class CreateShareLink(_Strict):
-    expiresInSeconds: int | None = Field(
-        default=None, ge=60, description="Lifetime of the link; capped at the output's own expiry."
+    expiresInSeconds: ShareSeconds | None = Field(
+        default=None, description="Lifetime of the link; capped at the output's own expiry."
     )
 
 

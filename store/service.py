@@ -31,6 +31,7 @@ import anyio
 from pydantic import ValidationError
 
 from store import ratelimit
+from store.base64text import unwrap_base64
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
 from store.clock import Clock, SystemClock, iso_ms
@@ -894,7 +895,7 @@ class UploadSession:
             error = store_error_from_validation(exc)
             raise (error or invalid_request("Invalid upload body.")) from None
         try:
-            content = base64.b64decode(document["content"], validate=True)
+            content = base64.b64decode(unwrap_base64(document["content"]), validate=True)
         except (binascii.Error, ValueError):
             raise invalid_request("content must be valid base64.") from None
         self._fields = {k: v for k, v in document.items() if k != "content"}

@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.content import content_response
-from rest.endpoint import Call, endpoint, read_json, route
+from rest.endpoint import Call, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
 from store import StoreError
@@ -27,7 +27,7 @@ async def create_output(call: Call) -> Response:
     request = call.request
     session = await call.service.begin_upload(
         call.owner,
-        request.headers.get("idempotency-key"),
+        single_header(request, "Idempotency-Key"),
         content_length=_content_length(call),
         content_type=request.headers.get("content-type"),
     )
