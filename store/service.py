@@ -342,10 +342,19 @@ class ArtifactService:
         claim = await self.db.write(lambda tx: self._claim(tx, account, key, output_id, floor, now))
         if claim.previous_output_id is not None:
             await self.blobs.delete(_blob_key(account.id, claim.previous_output_id))
-        writer = None
+        session = UploadSession(self, account, key, claim, None, limit, wire)
         if claim.replay_fingerprint is None:
-            writer = await self.blobs.writer(_blob_key(account.id, output_id), "application/octet-stream")
-        return UploadSession(self, account, key, claim, writer, limit, wire)
+            try:
+                session._writer = await self.blobs.writer(_blob_key(account.id, output_id), "application/octet-stream")
+            except BaseException as exc:
+                # The claim is already committed: a blob store that cannot even open a write must not
+                # keep the key busy (SPEC section 6: a failed upload releases it).
+                with anyio.CancelScope(shield=True):
+                    await session.abort()
+                if isinstance(exc, StoreError | OSError):
+                    raise _blob_failure() from exc
+                raise
+        return session
 
     def _claim(self, tx: Tx, account: Account, key: str, output_id: str, floor: int, now: int) -> _Claim:
         slot = tx.one(
@@ -911,7 +920,10 @@ class UploadSession:
             raise _too_large(self._limit)
         self._hash.update(chunk)
         if self._writer is not None:
-            await self._writer.write(chunk)
+            try:
+                await self._writer.write(chunk)
+            except OSError as exc:
+                raise _blob_failure() from exc
         now = self.service.clock.now_ms()
         if now - self._last_beat > self.service.stale_slot_ms // HEARTBEATS_PER_STALE_PERIOD:
             self._last_beat = now
@@ -931,20 +943,23 @@ class UploadSession:
         assert self._writer is not None
         try:
             await self._writer.commit()
-        except StoreError as exc:
-            if exc.code not in ("upload_failed", "service_unavailable"):
+        except (StoreError, OSError) as exc:
+            if isinstance(exc, StoreError) and exc.code not in ("upload_failed", "service_unavailable"):
                 raise
-            await self._writer.abort()
+            with contextlib.suppress(StoreError, OSError):
+                await self._writer.abort()
+                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
             await self.service._record_failure(self, fields)
             self._done = True
-            raise StoreError(
-                "upload_failed", "The content could not be stored. Retry the same request with the same key."
-            ) from exc
+            raise _blob_failure() from exc
         try:
             result = await self.service._settle(self, fields, digest, fp)
         except BaseException:
+            # The settle transaction rolled back: no row, no charge; the committed blob goes, and the
+            # key is released (when the database answers; else the stale-slot sweep reclaims it).
+            self._writer = None
             with anyio.CancelScope(shield=True):
-                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
+                await self.abort()
             raise
         self._done = True
         return result
@@ -954,11 +969,14 @@ class UploadSession:
         self._done = True
         if self.is_replay:
             return
-        # On a broken backend, the stale-slot sweep removes the blob and reclaims the key later.
+        # Each step is tried whatever the one before did: a broken blob store must not keep the key
+        # busy. What a broken backend leaves, the stale-slot sweep removes later.
+        blob_key = _blob_key(self.account.id, self.claim.output_id)
         if self._writer is not None:
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreError, OSError):
                 await self._writer.abort()
-                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
+        with contextlib.suppress(StoreError, OSError):
+            await self.service.blobs.delete(blob_key)
         with contextlib.suppress(StoreError):
             await self.service._release(self)
 
@@ -968,6 +986,10 @@ class UploadSession:
 
 def _blob_key(account_id: str, output_id: str) -> str:
     return f"{account_id}/{output_id}"
+
+
+def _blob_failure() -> StoreError:
+    return StoreError("upload_failed", "The content could not be stored. Retry the same request with the same key.")
 
 
 def _too_large(limit: int, *, json_body: bool = False) -> StoreError:

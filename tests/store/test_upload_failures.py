@@ -1,0 +1,136 @@
+"""Every failure point of an upload (SPEC section 6): blob open, blob write, blob finalize and the row
+commit each release the idempotency slot, charge nothing and leave no blob behind, on both backends.
+
+The faults are real exceptions raised by thin wrappers around the real blob store and database (what
+a full disk, a dropped S3 connection or a lost database answer in production), not patched internals.
+After the fault is mended, a retry with the same key is a fresh attempt that succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from store import ArtifactService, BlobStore, Database, ManualClock, Settings, StoreError
+from store.db import Tx
+from tests.factories import blob_key, blob_keys, count, partial_keys, register, rows, upload, upload_error
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+POINTS = ("open", "write", "finalize", "commit")
+CONTENT = b"bytes that will not land the first time"
+
+
+class Fault:
+    """Which point fails next (None: none); each fault fires once."""
+
+    def __init__(self) -> None:
+        self.point: str | None = None
+
+    def fire(self, point: str) -> None:
+        if self.point == point:
+            self.point = None
+            raise OSError(5, f"injected {point} failure")
+
+
+class FaultyWriter:
+    def __init__(self, inner: Any, fault: Fault) -> None:
+        self._inner = inner
+        self._fault = fault
+
+    async def write(self, chunk: bytes) -> None:
+        await self._inner.write(chunk)
+        self._fault.fire("write")
+
+    async def commit(self) -> None:
+        self._fault.fire("finalize")
+        await self._inner.commit()
+
+    async def abort(self) -> None:
+        await self._inner.abort()
+
+
+class FaultyBlobs:
+    """The real blob store, with writes that fail where the test says."""
+
+    def __init__(self, inner: BlobStore, fault: Fault) -> None:
+        self._inner = inner
+        self._fault = fault
+
+    async def writer(self, key: str, content_type: str) -> FaultyWriter:
+        self._fault.fire("open")
+        return FaultyWriter(await self._inner.writer(key, content_type), self._fault)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class FaultyDatabase:
+    """The real database, whose transaction creating an output row fails at commit (rolled back)."""
+
+    def __init__(self, inner: Database, fault: Fault) -> None:
+        self._inner = inner
+        self._fault = fault
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        def fail_at_commit(tx: Tx) -> T:
+            before = _ready_rows(tx)
+            result = work(tx)
+            if _ready_rows(tx) > before:
+                try:
+                    self._fault.fire("commit")
+                except OSError as exc:
+                    raise StoreError("service_unavailable", "The database is temporarily unavailable.") from exc
+            return result
+
+        return await self._inner.write(fail_at_commit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _ready_rows(tx: Tx) -> int:
+    row = tx.one("SELECT COUNT(*) AS n FROM outputs WHERE status = 'ready'", ())
+    return int(row["n"]) if row else 0
+
+
+@pytest.fixture
+def fault() -> Fault:
+    return Fault()
+
+
+@pytest.fixture
+def faulty(settings: Settings, service: ArtifactService, clock: ManualClock, fault: Fault) -> Iterator[ArtifactService]:
+    yield ArtifactService(settings, FaultyDatabase(service.db, fault), FaultyBlobs(service.blobs, fault), clock=clock)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("point", POINTS)
+async def test_each_failure_point_releases_the_key_and_leaves_no_blob(
+    faulty: ArtifactService, service: ArtifactService, fault: Fault, point: str
+) -> None:
+    account = await register(service)
+    fault.point = point
+    error = await upload_error(faulty, account, "same-key", CONTENT)
+    assert fault.point is None, "the fault fired"
+    assert error.code == ("service_unavailable" if point == "commit" else "upload_failed")
+    assert error.retryable is True
+    assert blob_keys(service) == []
+    assert list(partial_keys(service)) == []
+    assert count(service, "idempotency_keys", "account_id = ?", (account.id,)) == 0
+    assert count(service, "outputs", "account_id = ? AND status = 'ready'", (account.id,)) == 0
+    failed = rows(service, "SELECT id FROM outputs WHERE account_id = ? AND status = 'failed'", (account.id,))
+    # Only a finalize failure (all bytes received, the store refused to keep them) is a failed output.
+    assert len(failed) == (1 if point == "finalize" else 0)
+    untouched = await service.account(account.id)
+    assert (untouched.free_remaining, untouched.storage_used_bytes) == (account.free_remaining, 0)
+
+    retried = await upload(faulty, account, "same-key", CONTENT)
+    assert retried.replayed is False, "a fresh attempt, not a replay"
+    output_id = retried.body["outputId"]
+    assert blob_keys(service) == [blob_key(account.id, output_id)]
+    charged = await service.account(account.id)
+    assert (charged.free_remaining, charged.storage_used_bytes) == (account.free_remaining - 1, len(CONTENT))
+    assert service.check().problems == []
