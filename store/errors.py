@@ -82,5 +82,13 @@ def output_deleted() -> StoreError:
     return StoreError("output_deleted", "This output was deleted and its content is no longer available.")
 
 
+def upload_not_completed() -> StoreError:
+    """The content of a ``failed`` output: its upload never completed."""
+    return StoreError(
+        "upload_failed",
+        "The content for this output was not successfully uploaded. Retry with the same Idempotency-Key.",
+    )
+
+
 def service_unavailable(what: str) -> StoreError:
     return StoreError("service_unavailable", f"The {what} is temporarily unavailable. Retry shortly.")

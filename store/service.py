@@ -37,7 +37,14 @@ from store.blobs.base import SMALL_READ_BYTES
 from store.clock import Clock, SystemClock, iso_ms
 from store.contract import balance_contract, list_contract, purchase_contract, register_contract, share_contract
 from store.db import ACCOUNT_COLUMNS, Database, Tx
-from store.errors import StoreError, invalid_request, output_deleted, output_expired, output_not_found
+from store.errors import (
+    StoreError,
+    invalid_request,
+    output_deleted,
+    output_expired,
+    output_not_found,
+    upload_not_completed,
+)
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
@@ -544,10 +551,7 @@ class ArtifactService:
         if status == "deleted":
             raise output_deleted()
         if status == "failed":
-            raise StoreError(
-                "upload_failed",
-                "The content for this output was not successfully uploaded. Retry with the same Idempotency-Key.",
-            )
+            raise upload_not_completed()
         return Content(
             output_id=row["id"],
             mime_type=row["mime_type"],

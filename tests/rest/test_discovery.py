@@ -21,6 +21,7 @@ from store.schemas import CreateOutput
 from store.settings import RateLimits
 from store.validation import SUPPORTED_MIME_TYPES
 from tests.conftest import assert_contract
+from tests.factories import Fault, FaultyBlobs
 
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 JSON_DOCUMENTS = ("/v1/capabilities", "/v1/tool", "/v1/schema", "/v1/examples", "/.well-known/agent.json")
@@ -405,6 +406,8 @@ REQUIRED_EXAMPLES = {
     "get_content",
     "get_output_expired",
     "get_content_expired",
+    "get_output_failed",
+    "get_content_failed",
     "delete_output",
     "idempotency_replay",
     "idempotency_conflict",
@@ -565,6 +568,22 @@ async def test_examples_replay_against_this_server(
     await replay.check("get_output_expired")
     await replay.check("get_content_expired")
 
+    # A fourth PDF whose bytes the blob store fails to keep stands in for it next: a failed output.
+    fault = Fault()
+    service.blobs, working = FaultyBlobs(service.blobs, fault), service.blobs  # type: ignore[assignment]
+    try:
+        fault.point = "finalize"
+        failing = await replay.send(
+            "create_output_multipart", idempotency_key="failing-pdf", file_size=example_values.PDF_SIZE
+        )
+    finally:
+        service.blobs = working
+    assert failing.status_code == 422 and failing.json()["error"] == "upload_failed"
+    listed_failed = await client.get("/v1/outputs?status=failed", headers=registered_auth(registered))
+    replay.values[pdf.json()["outputId"]] = listed_failed.json()["outputs"][0]["outputId"]
+    await replay.check("get_output_failed")
+    await replay.check("get_content_failed")
+
     # A second account spends its free uploads, then is refused.
     other = (await client.post("/v1/keys/register", json={})).json()["apiKey"]
     for n in range(5):
@@ -597,6 +616,10 @@ async def test_examples_replay_against_this_server(
     await replay.check("storage_limit_reached")
 
     assert replay.replayed == set(replay.examples)
+
+
+def registered_auth(registered: httpx2.Response) -> dict[str, str]:
+    return {"Authorization": f"Bearer {registered.json()['apiKey']}"}
 
 
 def examples_cursor(replay: Replay) -> str:

@@ -2,7 +2,7 @@
 commit each release the idempotency slot, charge nothing and leave no blob behind, on both backends.
 
 The faults are real exceptions raised by thin wrappers around the real blob store and database (what
-a full disk, a dropped S3 connection or a lost database answer in production), not patched internals.
+a full disk, a dropped S3 connection or a lost database answer raise in production), not patched internals.
 After the fault is mended, a retry with the same key is a fresh attempt that succeeds.
 """
 
@@ -13,59 +13,26 @@ from typing import Any, TypeVar
 
 import pytest
 
-from store import ArtifactService, BlobStore, Database, ManualClock, Settings, StoreError
+from store import ArtifactService, Database, ManualClock, Settings, StoreError
 from store.db import Tx
-from tests.factories import blob_key, blob_keys, count, partial_keys, register, rows, upload, upload_error
+from tests.factories import (
+    Fault,
+    FaultyBlobs,
+    blob_key,
+    blob_keys,
+    count,
+    partial_keys,
+    register,
+    rows,
+    upload,
+    upload_error,
+)
 
 pytestmark = pytest.mark.anyio
 
 T = TypeVar("T")
 POINTS = ("open", "write", "finalize", "commit")
 CONTENT = b"bytes that will not land the first time"
-
-
-class Fault:
-    """Which point fails next (None: none); each fault fires once."""
-
-    def __init__(self) -> None:
-        self.point: str | None = None
-
-    def fire(self, point: str) -> None:
-        if self.point == point:
-            self.point = None
-            raise OSError(5, f"injected {point} failure")
-
-
-class FaultyWriter:
-    def __init__(self, inner: Any, fault: Fault) -> None:
-        self._inner = inner
-        self._fault = fault
-
-    async def write(self, chunk: bytes) -> None:
-        await self._inner.write(chunk)
-        self._fault.fire("write")
-
-    async def commit(self) -> None:
-        self._fault.fire("finalize")
-        await self._inner.commit()
-
-    async def abort(self) -> None:
-        await self._inner.abort()
-
-
-class FaultyBlobs:
-    """The real blob store, with writes that fail where the test says."""
-
-    def __init__(self, inner: BlobStore, fault: Fault) -> None:
-        self._inner = inner
-        self._fault = fault
-
-    async def writer(self, key: str, content_type: str) -> FaultyWriter:
-        self._fault.fire("open")
-        return FaultyWriter(await self._inner.writer(key, content_type), self._fault)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 class FaultyDatabase:
