@@ -15,6 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+# Plain base64 as the document publishes it (padded, whole 4-character groups); what the server
+# also accepts (line breaks, data: URIs) is described in words next to it.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+# What the label validator below allows, for the published schema: no character of category Cc.
+LABEL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+# A listing cursor: unpadded base64url (the service's encoding of an output id).
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
 CUSTOM_MAX_KEYS = 50
@@ -83,7 +90,12 @@ class OutputFields(_Strict):
     """Everything about an upload except its bytes."""
 
     mimeType: str = Field(max_length=100, description="One of the supported MIME types; parameters are ignored.")
-    label: str | None = Field(default=None, max_length=200, description="Human-readable name, used as filename.")
+    label: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Human-readable name, used as filename; no control characters.",
+        json_schema_extra={"pattern": LABEL_PATTERN},
+    )
     expiresAt: str | None = Field(
         default=None,
         description="ISO 8601 date-time with a zone, in the future, at most the maximum TTL away.",
@@ -103,7 +115,12 @@ class OutputFields(_Strict):
 class CreateOutput(OutputFields):
     """A JSON upload: the fields plus the content as base64 (whole body at most 1 MiB)."""
 
-    content: str = Field(min_length=1, description="The artifact's bytes, base64-encoded.")
+    content: str = Field(
+        min_length=1,
+        description="The artifact's bytes, base64-encoded. Also accepted: the same wrapped in lines (as "
+        "`base64 FILE` prints) or as a data:<mime>;base64, URI.",
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64_PATTERN},
+    )
 
 
 class RegisterKey(_Strict):

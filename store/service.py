@@ -21,6 +21,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from store.errors import (
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
-from store.schemas import Checkout, CreateOutput, RegisterKey
+from store.schemas import CURSOR_PATTERN, Checkout, CreateOutput, RegisterKey
 from store.settings import Settings
 from store.validation import (
     FORM_FIELDS,
@@ -888,6 +889,8 @@ class UploadSession:
             raise invalid_request(f"Unknown field {name!r}; the file part must be named 'content'.")
         if name in self._fields:
             raise invalid_request(f"The field {name!r} was sent more than once.")
+        if name == "metadata" and not value.strip():
+            return  # an empty form field is an absent one (as HTML forms send unfilled fields)
         self._fields[name] = parse_form_field(name, value)
         if self._content_started:
             self._check(partial=True)
@@ -1081,8 +1084,8 @@ def _encode_cursor(output_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid_request("cursor is not valid; pass pageInfo.nextCursor unchanged.") from None
+    """The id a cursor names. Any unpadded base64url text (CURSOR_PATTERN, as published) is a cursor:
+    it only bounds ids from above within the caller's own outputs, so a forged one reveals nothing."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise invalid_request("cursor is not valid; pass pageInfo.nextCursor unchanged.")
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8", "replace")

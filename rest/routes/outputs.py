@@ -51,7 +51,8 @@ async def list_outputs(call: Call) -> Response:
         call.owner,
         limit=int(limit_text),
         cursor=params.get("cursor") or None,
-        status=params.get("status") or None,
+        # An empty status is not "any status": only an absent one is (the published enum has no "").
+        status=params.get("status"),
         mime_type=params.get("mimeType") or None,
     )
     return JSONResponse(page)

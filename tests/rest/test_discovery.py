@@ -348,7 +348,9 @@ def test_openapi_operations_reference_the_shared_models(settings: Settings) -> N
     assert gone["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OutputResource"}
     envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
     statuses = set()
-    for operations in paths.values():
+    for path, operations in paths.items():
+        if path == "/mcp":  # JSON-RPC, see test_openapi_documents_what_a_fuzzer_needs
+            continue
         for operation in operations.values():
             for status, response in operation["responses"].items():
                 if int(status) >= 400 and not (status == "410" and response is gone):
@@ -357,6 +359,32 @@ def test_openapi_operations_reference_the_shared_models(settings: Settings) -> N
     # 405 belongs to no operation (it answers the methods a path does not have); the description names it.
     assert statuses >= {kind.status for kind in ERROR_KINDS.values()} - {405}
     assert "wrong_method" in document["info"]["description"]
+
+
+def test_openapi_documents_what_a_fuzzer_needs(settings: Settings) -> None:
+    """SPEC section 15: canonical MIME types as an enum, base64 content, JSON-RPC answers for /mcp, and
+    links from a created output to the operations that use it."""
+    document = build_openapi(settings)
+    schemas = document["components"]["schemas"]
+    create = schemas["CreateOutput"]["properties"]
+    assert create["mimeType"]["enum"] == list(SUPPORTED_MIME_TYPES)
+    assert schemas["CreateOutputMultipart"]["properties"]["mimeType"]["enum"] == list(SUPPORTED_MIME_TYPES)
+    assert create["content"]["contentEncoding"] == "base64"
+    assert schemas["CreateOutputMultipart"]["additionalProperties"] is False
+    mcp = document["paths"]["/mcp"]["post"]["responses"]
+    refusal = {"$ref": "#/components/schemas/JsonRpcError"}
+    assert mcp["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JsonRpcResponse"}
+    for status in ("403", "406", "421"):
+        assert mcp[status]["content"]["application/json"]["schema"] == refusal
+    assert refusal in mcp["400"]["content"]["application/json"]["schema"]["anyOf"]
+    links = document["paths"]["/v1/outputs"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} >= {
+        "getOutput",
+        "getOutputContent",
+        "createShareLink",
+        "deleteOutput",
+    }
+    assert all(link["parameters"] == {"outputId": "$response.body#/outputId"} for link in links.values())
 
 
 def test_openapi_document_is_valid(settings: Settings) -> None:

@@ -249,3 +249,27 @@ async def test_a_client_that_disconnects_mid_upload_is_one_warning_and_frees_its
     retry = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "gone-1"})
     assert retry.status_code == 201, "the key was released"
     assert len((await client.get("/v1/outputs", headers=auth)).json()["outputs"]) == 1
+
+
+async def test_an_empty_status_filter_is_refused_and_any_base64url_cursor_is_a_cursor(
+    client: httpx2.AsyncClient, auth: dict[str, str]
+) -> None:
+    empty = await client.get("/v1/outputs?status=", headers=auth)
+    assert_error(empty, 400, "invalid_request", retryable=False, action="check_capabilities")
+    forged = await client.get("/v1/outputs?cursor=_w", headers=auth)  # base64url of a byte that is not UTF-8
+    assert forged.status_code == 200 and forged.json()["outputs"] == []
+    garbled = await client.get("/v1/outputs?cursor=R%C3%A4", headers=auth)
+    assert_error(garbled, 400, "invalid_request", retryable=False, action="check_capabilities")
+
+
+async def test_an_empty_multipart_metadata_field_is_an_absent_one(
+    client: httpx2.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/outputs",
+        data={"mimeType": "text/plain", "metadata": ""},
+        files={"content": ("a.txt", b"hi", "text/plain")},
+        headers={**auth, "Idempotency-Key": "empty-metadata"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"] == {}
