@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
@@ -129,4 +129,8 @@ class McpEndpoint:
             await send(message)
 
         max_bytes = service.settings.effective_mcp_max_request_bytes
-        await guarded_mcp(mcp, request, call.request_id, max_bytes, send_with_request_id)
+        try:
+            await guarded_mcp(mcp, request, call.request_id, max_bytes, send_with_request_id)
+        except ClientDisconnect:
+            # As on the REST routes: a client that left is one line in the log, not a traceback.
+            log.warning("client disconnected during %s %s (%s)", request.method, request.url.path, call.request_id)

@@ -84,7 +84,9 @@ class _PartCollector:
             return
         self._text.extend(data)
         if len(self._text) > TEXT_FIELD_LIMIT:
-            raise StoreError("invalid_request", f"The field {self._name!r} is longer than {TEXT_FIELD_LIMIT} bytes.")
+            # An oversized metadata document is bad metadata (SPEC section 15), like a malformed one.
+            code = "invalid_metadata" if self._name == "metadata" else "invalid_request"
+            raise StoreError(code, f"The field {self._name!r} is longer than {TEXT_FIELD_LIMIT} bytes.")
 
     def _part_end(self) -> None:
         if self._name == CONTENT_FIELD:

@@ -206,15 +206,10 @@ async def test_mcp_guard_refusals_are_json(
     assert response.headers["x-request-id"].startswith("req_")
 
 
-async def test_a_client_that_disconnects_mid_upload_is_one_warning_and_frees_its_key(
-    client: httpx2.AsyncClient, auth: dict[str, str], caplog: pytest.LogCaptureFixture
-) -> None:
-    transport = client._transport  # the ASGI app under test
-    app = transport.app  # type: ignore[attr-defined]
-    messages = [
-        {"type": "http.request", "body": b'{"mimeType": "text/plain", "content": "aGVs', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
+async def disconnect_midway(client: httpx2.AsyncClient, path: str, headers: dict[str, str], first: bytes) -> None:
+    """Send ``first`` bytes of a POST body to the app under test, then leave."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    messages = [{"type": "http.request", "body": first, "more_body": True}, {"type": "http.disconnect"}]
 
     async def receive() -> dict[str, Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
@@ -228,27 +223,42 @@ async def test_a_client_that_disconnects_mid_upload_is_one_warning_and_frees_its
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/outputs",
-        "raw_path": b"/v1/outputs",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"authorization", auth["Authorization"].encode()),
-            (b"idempotency-key", b"gone-1"),
-            (b"content-type", b"application/json"),
-        ],
+        "headers": [(b"host", b"testserver"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
-    with caplog.at_level(logging.INFO):
-        await app(scope, receive, send)
+    await app(scope, receive, send)
+
+
+def assert_one_quiet_warning(caplog: pytest.LogCaptureFixture) -> None:
     records = [r for r in caplog.records if r.name.startswith("outputlayer")]
     assert [r.levelno for r in records] == [logging.WARNING]
     assert records[0].exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_client_that_disconnects_mid_upload_is_one_warning_and_frees_its_key(
+    client: httpx2.AsyncClient, auth: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {**auth, "Idempotency-Key": "gone-1", "Content-Type": "application/json"}
+    with caplog.at_level(logging.INFO):
+        await disconnect_midway(client, "/v1/outputs", headers, b'{"mimeType": "text/plain", "content": "aGVs')
+    assert_one_quiet_warning(caplog)
     retry = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "gone-1"})
     assert retry.status_code == 201, "the key was released"
     assert len((await client.get("/v1/outputs", headers=auth)).json()["outputs"]) == 1
+
+
+async def test_a_client_that_disconnects_mid_mcp_request_is_one_warning(
+    client: httpx2.AsyncClient, auth: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        await disconnect_midway(client, "/mcp", {**auth, **MCP_HEADERS}, b'{"jsonrpc": "2.0", "id": 1, "meth')
+    assert_one_quiet_warning(caplog)
 
 
 async def test_an_empty_status_filter_is_refused_and_any_base64url_cursor_is_a_cursor(
@@ -273,3 +283,15 @@ async def test_an_empty_multipart_metadata_field_is_an_absent_one(
     )
     assert response.status_code == 201, response.text
     assert response.json()["metadata"] == {}
+
+
+async def test_an_oversized_multipart_metadata_field_is_invalid_metadata(
+    client: httpx2.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/outputs",
+        data={"mimeType": "text/plain", "metadata": '{"custom": {"a": "' + "x" * 70_000 + '"}}'},
+        files={"content": ("a.txt", b"hi", "text/plain")},
+        headers={**auth, "Idempotency-Key": "huge-metadata"},
+    )
+    assert_error(response, 400, "invalid_metadata", retryable=False, action="check_capabilities")
