@@ -17,7 +17,7 @@ from store.blobs.s3 import PART_BYTES, S3BlobStore
 from store.clock import iso_ms
 
 T = TypeVar("T")
-RACE_TIMEOUT_SECONDS = 30
+RACE_TIMEOUT_SECONDS = 60
 
 _ips = itertools.count(1)
 

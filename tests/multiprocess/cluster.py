@@ -28,8 +28,8 @@ from store import BlobStore, Database, Settings, open_blob_store, open_database
 from tests.serving import OUTPUTLAYER, Server, free_port, wait_healthy
 
 T = TypeVar("T")
-CLI_TIMEOUT_SECONDS = 60.0
-HTTP_TIMEOUT_SECONDS = 30.0
+CLI_TIMEOUT_SECONDS = 120.0
+HTTP_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass
