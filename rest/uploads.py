@@ -34,7 +34,9 @@ async def _feed_json(request: Request, session: UploadSession) -> None:
             raise StoreError(
                 "payload_too_large", f"JSON upload bodies are limited to {JSON_BODY_LIMIT} bytes; use multipart."
             )
-    await session.accept_json(parse_json(bytes(body), max_bytes=JSON_BODY_LIMIT))
+    # Metadata nested too deep is bad metadata, as it is in a multipart field (SPEC section 15).
+    document = parse_json(bytes(body), max_bytes=JSON_BODY_LIMIT, member_codes={"metadata": "invalid_metadata"})
+    await session.accept_json(document)
 
 
 class _PartCollector:

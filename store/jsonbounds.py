@@ -15,22 +15,36 @@ from typing import Any
 from store.errors import StoreError
 
 MAX_DEPTH = 64
-# A string literal (escapes included) or one bracket; everything else is skipped by finditer.
-_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# A string literal (escapes included), one bracket or a colon; everything else is skipped by finditer.
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:]')
 
 
 def nesting_depth(text: str | bytes) -> int:
     """The deepest nesting of objects and arrays in ``text`` (0 for a scalar)."""
+    return _scan(text, None)[0]
+
+
+def _scan(text: str | bytes, stop_above: int | None) -> tuple[int, str | None]:
+    """(deepest nesting, the top-level member it is in); stops early once past ``stop_above``."""
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     depth = deepest = 0
+    member: str | None = None
+    deepest_member: str | None = None
+    previous = b""
     for match in _STRUCTURE.finditer(data):
         token = match.group()
         if token in (b"[", b"{"):
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest, deepest_member = depth, member
+                if stop_above is not None and depth > stop_above:
+                    break
         elif token in (b"]", b"}"):
             depth -= 1
-    return deepest
+        elif token == b":" and depth == 1 and previous[:1] == b'"':
+            member = previous[1:-1].decode("utf-8", "replace")
+        previous = token
+    return deepest, deepest_member
 
 
 def parse_json(
@@ -40,13 +54,18 @@ def parse_json(
     what: str = "The body",
     code: str = "invalid_request",
     max_depth: int = MAX_DEPTH,
+    member_codes: dict[str, str] | None = None,
 ) -> Any:
-    """Parse ``text`` if it is at most ``max_bytes`` long and ``max_depth`` deep; ``code`` otherwise."""
+    """Parse ``text`` if it is at most ``max_bytes`` long and ``max_depth`` deep; ``code`` otherwise
+    (or, when the excess nesting is inside a top-level member named in ``member_codes``, that code)."""
     if len(text) > max_bytes:
         raise StoreError(code, f"{what} is larger than {max_bytes} bytes.")
-    depth = nesting_depth(text)
+    depth, member = _scan(text, max_depth)
     if depth > max_depth:
-        raise StoreError(code, f"{what} is nested {depth} levels deep; the limit is {max_depth}.")
+        where = f"{what} ({member})" if member else what
+        raise StoreError(
+            (member_codes or {}).get(member or "", code), f"{where} is nested more than {max_depth} levels deep."
+        )
     try:
         return json.loads(text)
     except (ValueError, RecursionError):

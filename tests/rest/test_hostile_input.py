@@ -39,26 +39,27 @@ async def test_a_json_upload_with_deep_metadata_is_refused_fast(
         headers={**auth, "Idempotency-Key": "deep-1", "Content-Type": "application/json"},
     )
     assert time.monotonic() - started < ANSWER_SECONDS
-    assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
+    assert_error(response, 400, "invalid_metadata", retryable=False, action="check_capabilities")
     retry = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "deep-1"})
     assert retry.status_code == 201, "a refused body is not remembered"
 
 
-async def test_metadata_nested_65_levels_is_refused_and_64_is_judged_by_the_metadata_rules(
+async def test_a_json_upload_nested_past_64_levels_is_refused_before_parsing(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    # The body itself is 2 levels (body, metadata) + custom's levels.
-    for levels, code in ((62, "invalid_metadata"), (63, "invalid_request")):
-        body = (
-            '{"mimeType": "text/plain", "content": "aGk=", "metadata": {"custom": '
-            + "{" * 0
-            + deep_array(levels)
-            + "}}"
-        )
+    """64 levels are parsed (and metadata judged by its own rules); 65 are refused unparsed, with
+    invalid_metadata inside metadata and invalid_request anywhere else."""
+    cases = [
+        ('"metadata": {"custom": ' + deep_array(62) + "}", "invalid_metadata"),  # 64 levels: custom too deep
+        ('"metadata": {"custom": ' + deep_array(63) + "}", "invalid_metadata"),  # 65 levels
+        ('"label": ' + deep_array(64), "invalid_request"),  # 65 levels
+    ]
+    for n, (member, code) in enumerate(cases):
+        body = '{"mimeType": "text/plain", "content": "aGk=", ' + member + "}"
         response = await client.post(
             "/v1/outputs",
             content=body,
-            headers={**auth, "Idempotency-Key": f"d{levels}", "Content-Type": "application/json"},
+            headers={**auth, "Idempotency-Key": f"depth-{n}", "Content-Type": "application/json"},
         )
         assert_error(response, 400, code, retryable=False, action="check_capabilities")
 
