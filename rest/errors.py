@@ -27,6 +27,7 @@ def error_body(error: StoreError, request: Request, request_id: str) -> dict[str
         "error": error.code,
         "message": error.message,
         "request_id": request_id,
+        **error.fields,
         "agent_contract": error_contract(
             error.code,
             method=request.method,

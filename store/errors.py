@@ -15,6 +15,7 @@ exceptions are translated into ``service_unavailable`` at the store's edge (see 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class StoreError(Exception):
         self.retryable = kind.retryable
         self.retry_after = retry_after if retry_after is not None else kind.retry_after
         self.headers: dict[str, str] = {}
+        # Additive fields of the error body (e.g. the outputId a failed upload left behind).
+        self.fields: dict[str, Any] = {}
 
 
 def invalid_request(message: str) -> StoreError:

@@ -167,6 +167,9 @@ class ErrorEnvelope(BaseModel):
     error: str
     message: str
     request_id: str
+    outputId: str | None = Field(
+        default=None, description="On upload_failed: the failed output the upload left, readable by id."
+    )
     agent_contract: AgentContract
 
 

@@ -958,7 +958,9 @@ class UploadSession:
                 await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
             await self.service._record_failure(self, fields)
             self._done = True
-            raise _blob_failure() from exc
+            failure = _blob_failure()
+            failure.fields["outputId"] = self.claim.output_id  # the failed output, readable by id
+            raise failure from exc
         try:
             result = await self.service._settle(self, fields, digest, fp)
         except BaseException:

@@ -608,7 +608,8 @@ async def test_examples_replay_against_this_server(
         service.blobs = working
     assert failing.status_code == 422 and failing.json()["error"] == "upload_failed"
     listed_failed = await client.get("/v1/outputs?status=failed", headers=registered_auth(registered))
-    replay.values[pdf.json()["outputId"]] = listed_failed.json()["outputs"][0]["outputId"]
+    assert [item["outputId"] for item in listed_failed.json()["outputs"]] == [failing.json()["outputId"]]
+    replay.values[pdf.json()["outputId"]] = failing.json()["outputId"]
     await replay.check("get_output_failed")
     await replay.check("get_content_failed")
 

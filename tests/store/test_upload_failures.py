@@ -91,6 +91,8 @@ async def test_each_failure_point_releases_the_key_and_leaves_no_blob(
     failed = rows(service, "SELECT id FROM outputs WHERE account_id = ? AND status = 'failed'", (account.id,))
     # Only a finalize failure (all bytes received, the store refused to keep them) is a failed output.
     assert len(failed) == (1 if point == "finalize" else 0)
+    # The answer names the failed output when there is one, so it can be read by id.
+    assert error.fields.get("outputId") == (failed[0]["id"] if failed else None)
     untouched = await service.account(account.id)
     assert (untouched.free_remaining, untouched.storage_used_bytes) == (account.free_remaining, 0)
 
