@@ -365,8 +365,8 @@ def _get_output_failed(base: str, urls: Urls, row: dict[str, Any], now: int) -> 
         {"status": 200, "body": render_output(_failed_row(row), now, urls)},
         note="An upload whose bytes the blob store failed to keep answered 422 upload_failed naming this output "
         '(outputId) and left it with status "failed" (also listed with ?status=failed). contentUrl and '
-        "publicUrl are null because the content was never stored. Retry the identical upload request with the same Idempotency-Key: it "
-        "is a fresh attempt and creates a new output.",
+        "publicUrl are null because the content was never stored. Retry the identical upload request with "
+        "the same Idempotency-Key: it is a fresh attempt and creates a new output.",
     )
 
 
