@@ -116,6 +116,7 @@ def error_result(error: StoreError, where: Where, request_id: str) -> CallToolRe
         "error": error.code,
         "message": error.message,
         "request_id": request_id,
+        **error.fields,
         "agent_contract": error_envelope_contract(error, where),
     }
     text = f"{error.code}: {error.message} {_next(body)}"

@@ -20,13 +20,42 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
+from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 
-from outputlayer_mcp.server import build_mcp_server
+from outputlayer_mcp.results import Where
+from outputlayer_mcp.server import OutputLayerMCP, build_mcp_server
+from outputlayer_mcp.wire import stdio_error_message, stdio_refusal
 from store import ArtifactService, Settings, direct, open_service
 from store.local import acting_account
 from store.sweeper import run_sweeper
 
 log = logging.getLogger("outputlayer.mcp")
+# The REST request a refused stdio message stands for, for its error contract.
+STDIO_WHERE = Where("POST", "/mcp")
+
+
+async def run_screened_stdio(server: OutputLayerMCP) -> None:
+    """``server.run_stdio_async()`` with every incoming message screened first (see
+    :func:`outputlayer_mcp.wire.stdio_refusal`): a refused message is answered with a JSON-RPC error
+    on the wire instead of being dropped, so the client never waits for an answer that cannot come."""
+    lowlevel = server._lowlevel_server
+    async with stdio_server() as (read_stream, write_stream):
+        passed_send, passed_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def screen_all() -> None:
+            async with passed_send, read_stream:
+                async for item in read_stream:
+                    refusal = stdio_refusal(item)
+                    if refusal is None:
+                        await passed_send.send(item)
+                    else:
+                        log.warning("refused an MCP message over stdio: %s", refusal[1].code)
+                        await write_stream.send(stdio_error_message(*refusal, STDIO_WHERE))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(screen_all)
+            await lowlevel.run(passed_receive, write_stream, lowlevel.create_initialization_options())
 
 
 LinkServer = Callable[[ArtifactService], AbstractAsyncContextManager[None]]
@@ -49,7 +78,7 @@ async def serve_stdio(settings: Settings, working_dir: Path, links: LinkServer |
             anyio.create_task_group() as tasks,
         ):
             tasks.start_soon(run_sweeper, service, settings.sweep_interval_seconds)
-            await server.run_stdio_async()
+            await run_screened_stdio(server)
             tasks.cancel_scope.cancel()
     finally:
         service.close()

@@ -16,15 +16,16 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
 from outputlayer_mcp.http import MCP_METHODS, McpHttp
-from rest.endpoint import Call, decorate, refuse_key_in_query
+from rest.endpoint import Call, decorate, refuse_key_in_query, single_header
 from rest.errors import error_response, unexpected_error
+from rest.mcp_guard import guarded_mcp
 from rest.pages import Pages, page_routes
 from rest.routes.accounts import account_routes
 from rest.routes.discovery import discovery_routes
@@ -109,7 +110,7 @@ class McpEndpoint:
         call = Call(request, service, service.ids.new("req"))
         try:
             refuse_key_in_query(request)
-            call.account = await service.authenticate(request.headers.get("authorization"))
+            call.account = await service.authenticate(single_header(request, "Authorization"))
         except StoreError as exc:
             response = error_response(exc, request, call.request_id)
             if exc.status == 401:
@@ -132,4 +133,9 @@ class McpEndpoint:
                 message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id)]}
             await send(message)
 
-        await mcp(scope, receive, send_with_request_id)
+        max_bytes = service.settings.effective_mcp_max_request_bytes
+        try:
+            await guarded_mcp(mcp, request, call.request_id, max_bytes, send_with_request_id)
+        except ClientDisconnect:
+            # As on the REST routes: a client that left is one line in the log, not a traceback.
+            log.warning("client disconnected during %s %s (%s)", request.method, request.url.path, call.request_id)

@@ -7,16 +7,19 @@ everything it raises as a :class:`StoreError` is rendered here, once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.errors import error_response, unexpected_error
-from store import Account, ArtifactService, RateLimited, RateState, StoreError
+from store import Account, ArtifactService, RateLimited, RateState, StoreError, parse_json_object
+
+log = logging.getLogger("outputlayer.rest")
 
 KEY_PARAMETERS = frozenset({"api_key", "apikey", "key", "token", "access_token"})
 DISCOVERY_CORS = {
@@ -62,6 +65,15 @@ def refuse_key_in_query(request: Request) -> None:
             )
 
 
+def single_header(request: Request, name: str) -> str | None:
+    """The one value of header ``name``; a request that sends it twice is ambiguous and refused
+    (SPEC section 15) instead of silently taking the first."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        raise StoreError("invalid_request", f"Send the {name} header once; this request has {len(values)}.")
+    return values[0] if values else None
+
+
 def route(path: str, **by_method: Callable[[Request], Awaitable[Response]]) -> Route:
     """One route for every method of a path, so a wrong method's 405 lists them all in ``Allow``."""
 
@@ -87,7 +99,7 @@ def endpoint(
         call = Call(request, service, service.ids.new("req"))
         try:
             refuse_key_in_query(request)
-            header = request.headers.get("authorization")
+            header = single_header(request, "Authorization")
             if auth or (optional_auth and header):
                 call.account = await service.authenticate(header)
             if family is not None:
@@ -99,6 +111,13 @@ def endpoint(
             response = error_response(exc, request, call.request_id)
         except StoreError as exc:
             response = error_response(exc, request, call.request_id)
+        except ClientDisconnect:
+            # The client left mid-request (the upload session has already let go of its key and
+            # blob); nobody reads this answer, and it is no server fault: one line, no traceback.
+            log.warning("client disconnected during %s %s (%s)", request.method, request.url.path, call.request_id)
+            response = error_response(
+                StoreError("invalid_request", "The client disconnected."), request, call.request_id
+            )
         except Exception as exc:  # top-level boundary: log it, never show a stack trace
             response = unexpected_error(exc, request, call.request_id)
         decorate(response, call, cors=cors)
@@ -136,10 +155,9 @@ def content_length(call: Call) -> int | None:
     return int(value)
 
 
-async def read_json(request: Request, limit: int = 65_536) -> Any:
-    """A small JSON body (None when empty); oversize or malformed bodies are invalid requests."""
-    import json
-
+async def read_json(request: Request, limit: int = 65_536) -> dict[str, Any] | None:
+    """A small JSON object body (None when empty); oversize, too deep, malformed or non-object bodies
+    are invalid requests."""
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
@@ -147,7 +165,4 @@ async def read_json(request: Request, limit: int = 65_536) -> Any:
             raise StoreError("invalid_request", f"The request body is larger than {limit} bytes.")
     if not body.strip():
         return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise StoreError("invalid_request", "The body is not valid JSON.") from None
+    return parse_json_object(bytes(body), max_bytes=limit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 
@@ -14,10 +15,19 @@ log = logging.getLogger("outputlayer.rest")
 
 
 def error_response(error: StoreError, request: Request, request_id: str) -> JSONResponse:
-    body = {
+    response = JSONResponse(error_body(error, request, request_id), status_code=error.status, headers=error.headers)
+    if error.retry_after is not None and error.status in (429, 500, 503):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def error_body(error: StoreError, request: Request, request_id: str) -> dict[str, Any]:
+    """The SPEC section 1 error envelope of ``error`` for ``request``."""
+    return {
         "error": error.code,
         "message": error.message,
         "request_id": request_id,
+        **error.fields,
         "agent_contract": error_contract(
             error.code,
             method=request.method,
@@ -26,10 +36,6 @@ def error_response(error: StoreError, request: Request, request_id: str) -> JSON
             retryable=error.retryable,
         ),
     }
-    response = JSONResponse(body, status_code=error.status, headers=error.headers)
-    if error.retry_after is not None and error.status in (429, 500, 503):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
 
 
 def unexpected_error(exc: BaseException, request: Request, request_id: str) -> JSONResponse:

@@ -7,13 +7,12 @@ held whole; fields may come before or after the file. All rules about the values
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from store import StoreError, UploadSession
+from store import StoreError, UploadSession, parse_json
 
 JSON_BODY_LIMIT = 1_048_576
 TEXT_FIELD_LIMIT = 16_384
@@ -35,10 +34,8 @@ async def _feed_json(request: Request, session: UploadSession) -> None:
             raise StoreError(
                 "payload_too_large", f"JSON upload bodies are limited to {JSON_BODY_LIMIT} bytes; use multipart."
             )
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise StoreError("invalid_request", "The body is not valid JSON.") from None
+    # Metadata nested too deep is bad metadata, as it is in a multipart field (SPEC section 15).
+    document = parse_json(bytes(body), max_bytes=JSON_BODY_LIMIT, member_codes={"metadata": "invalid_metadata"})
     await session.accept_json(document)
 
 
@@ -89,7 +86,9 @@ class _PartCollector:
             return
         self._text.extend(data)
         if len(self._text) > TEXT_FIELD_LIMIT:
-            raise StoreError("invalid_request", f"The field {self._name!r} is longer than {TEXT_FIELD_LIMIT} bytes.")
+            # An oversized metadata document is bad metadata (SPEC section 15), like a malformed one.
+            code = "invalid_metadata" if self._name == "metadata" else "invalid_request"
+            raise StoreError(code, f"The field {self._name!r} is longer than {TEXT_FIELD_LIMIT} bytes.")
 
     def _part_end(self) -> None:
         if self._name == CONTENT_FIELD:

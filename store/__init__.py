@@ -12,6 +12,7 @@ from store.blobs import BlobStore, open_blob_store
 from store.clock import Clock, ManualClock, SystemClock, iso_ms
 from store.db import Database, migrate, open_database
 from store.errors import ERROR_KINDS, StoreError
+from store.jsonbounds import MAX_DEPTH, check_depth, nesting_depth, parse_json, parse_json_object
 from store.ratelimit import RateLimited, RateState
 from store.service import (
     Account,
@@ -27,6 +28,7 @@ from store.settings import Settings, SettingsError
 
 __all__ = [
     "ERROR_KINDS",
+    "MAX_DEPTH",
     "WEBHOOK_BODY_LIMIT",
     "Account",
     "ArtifactService",
@@ -46,12 +48,16 @@ __all__ = [
     "SystemClock",
     "UploadResult",
     "UploadSession",
+    "check_depth",
     "direct",
     "iso_ms",
     "migrate",
+    "nesting_depth",
     "open_blob_store",
     "open_database",
     "open_service",
+    "parse_json",
+    "parse_json_object",
     "previews",
     "sharing",
     "upload_links",

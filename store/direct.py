@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 import anyio
 
 from store import sharing, upload_links
+from store.base64text import unwrap_base64
 from store.errors import StoreError, invalid_request
 from store.service import Account, ArtifactService, Content, OutputResult, UploadResult, _too_large
 from store.validation import SUPPORTED_MIME_TYPES, fingerprint, validate_fields
@@ -96,6 +97,7 @@ class Base64Source:
 
 def base64_source(text: str, limit: int) -> Base64Source:
     """Content sent as base64; its decoded size is computed from the text, before any decoding."""
+    text = unwrap_base64(text)
     padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
     size = len(text) * 3 // 4 - padding
     if size > limit:

@@ -15,6 +15,7 @@ exceptions are translated into ``service_unavailable`` at the store's edge (see 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class StoreError(Exception):
         self.retryable = kind.retryable
         self.retry_after = retry_after if retry_after is not None else kind.retry_after
         self.headers: dict[str, str] = {}
+        # Additive fields of the error body (e.g. the outputId a failed upload left behind).
+        self.fields: dict[str, Any] = {}
 
 
 def invalid_request(message: str) -> StoreError:
@@ -87,6 +90,14 @@ def output_expired() -> StoreError:
 
 def output_deleted() -> StoreError:
     return StoreError("output_deleted", "This output was deleted and its content is no longer available.")
+
+
+def upload_not_completed() -> StoreError:
+    """The content of a ``failed`` output: its upload never completed."""
+    return StoreError(
+        "upload_failed",
+        "The content for this output was not successfully uploaded. Retry with the same Idempotency-Key.",
+    )
 
 
 def service_unavailable(what: str) -> StoreError:

@@ -13,16 +13,34 @@ import json
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from store.sharing import SHARE_MIN_SECONDS
 
+# Plain base64 as the document publishes it (padded, whole 4-character groups); what the server
+# also accepts (line breaks, data: URIs) is described in words next to it.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+# What the label validator below allows, for the published schema: no character of category Cc.
+LABEL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+# A listing cursor: unpadded base64url (the service's encoding of an output id).
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
 CUSTOM_MAX_BYTES = 4096
 CUSTOM_MAX_DEPTH = 3
 CUSTOM_MAX_KEYS = 50
 
 MetadataText = Annotated[str, StringConstraints(max_length=100)]
 Tag = Annotated[str, StringConstraints(max_length=50)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 3600.0 as an integer (SPEC section 15), so strict models take it as 3600."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+ShareSeconds = WholeNumber
 
 
 class _Strict(BaseModel):
@@ -75,7 +93,12 @@ class OutputFields(_Strict):
     """Everything about an upload except its bytes."""
 
     mimeType: str = Field(max_length=100, description="One of the supported MIME types; parameters are ignored.")
-    label: str | None = Field(default=None, max_length=200, description="Human-readable name, used as filename.")
+    label: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Human-readable name, used as filename; no control characters.",
+        json_schema_extra={"pattern": LABEL_PATTERN},
+    )
     expiresAt: str | None = Field(
         default=None,
         description="ISO 8601 date-time with a zone, in the future, at most the maximum TTL away.",
@@ -95,13 +118,18 @@ class OutputFields(_Strict):
 class CreateOutput(OutputFields):
     """A JSON upload: the fields plus the content as base64 (whole body at most 1 MiB)."""
 
-    content: str = Field(min_length=1, description="The artifact's bytes, base64-encoded.")
+    content: str = Field(
+        min_length=1,
+        description="The artifact's bytes, base64-encoded. Also accepted: the same wrapped in lines (as "
+        "`base64 FILE` prints) or as a data:<mime>;base64, URI.",
+        json_schema_extra={"contentEncoding": "base64", "pattern": BASE64_PATTERN},
+    )
 
 
 class CreateUpload(OutputFields):
     """``POST /v1/uploads``: an upload's fields without its bytes, which go to the signed link it returns."""
 
-    sizeBytes: int | None = Field(
+    sizeBytes: WholeNumber | None = Field(
         default=None, ge=1, description="The exact size the upload will have; checked before and after the bytes."
     )
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
@@ -118,7 +146,7 @@ class RegisterKey(_Strict):
 class CreateShareLink(_Strict):
     # The lower bound is enforced by the share rule (store.sharing), the same for every door; it is
     # only published here.
-    expiresInSeconds: int | None = Field(
+    expiresInSeconds: ShareSeconds | None = Field(
         default=None,
         description="Lifetime of the link; capped at the output's own expiry.",
         json_schema_extra={"minimum": SHARE_MIN_SECONDS},
@@ -157,6 +185,9 @@ class ErrorEnvelope(BaseModel):
     error: str
     message: str
     request_id: str
+    outputId: str | None = Field(
+        default=None, description="On upload_failed: the failed output the upload left, readable by id."
+    )
     agent_contract: AgentContract
 
 

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -29,6 +30,7 @@ import anyio
 from pydantic import ValidationError
 
 from store import admin, ratelimit, sharing
+from store.base64text import unwrap_base64
 from store.billing import Billing
 from store.blobs import BlobStore, BlobWriter
 from store.blobs.base import SMALL_READ_BYTES
@@ -42,11 +44,12 @@ from store.errors import (
     output_deleted,
     output_expired,
     output_not_found,
+    upload_not_completed,
 )
 from store.ids import IdFactory, key_digest, looks_like_api_key, new_api_key
 from store.plans import max_upload_bytes, uploads_per_hour
 from store.ratelimit import RateState
-from store.schemas import CreateOutput, RegisterKey
+from store.schemas import CURSOR_PATTERN, CreateOutput, RegisterKey
 from store.settings import Settings
 from store.upload_keys import key_held_by_link, prune_upload_links
 from store.validation import (
@@ -344,10 +347,19 @@ class ArtifactService:
         claim = await self.db.write(lambda tx: self._claim(tx, account, key, output_id, floor, now, via_link))
         if claim.previous_output_id is not None:
             await self.blobs.delete(_blob_key(account.id, claim.previous_output_id))
-        writer = None
+        session = UploadSession(self, account, key, claim, None, limit, wire)
         if claim.replay_fingerprint is None:
-            writer = await self.blobs.writer(_blob_key(account.id, output_id), "application/octet-stream")
-        return UploadSession(self, account, key, claim, writer, limit, wire)
+            try:
+                session._writer = await self.blobs.writer(_blob_key(account.id, output_id), "application/octet-stream")
+            except BaseException as exc:
+                # The claim is already committed: a blob store that cannot even open a write must not
+                # keep the key busy (SPEC section 6: a failed upload releases it).
+                with anyio.CancelScope(shield=True):
+                    await session.abort()
+                if isinstance(exc, StoreError | OSError):
+                    raise _blob_failure() from exc
+                raise
+        return session
 
     def _claim(
         self, tx: Tx, account: Account, key: str, output_id: str, floor: int, now: int, via_link: bool = False
@@ -538,10 +550,7 @@ class ArtifactService:
         if status == "deleted":
             raise output_deleted()
         if status == "failed":
-            raise StoreError(
-                "upload_failed",
-                "The content for this output was not successfully uploaded. Retry with the same Idempotency-Key.",
-            )
+            raise upload_not_completed()
         return Content(
             output_id=row["id"],
             mime_type=row["mime_type"],
@@ -829,6 +838,8 @@ class UploadSession:
             raise invalid_request(f"Unknown field {name!r}; the file part must be named 'content'.")
         if name in self._fields:
             raise invalid_request(f"The field {name!r} was sent more than once.")
+        if name == "metadata" and not value.strip():
+            return  # an empty form field is an absent one (as HTML forms send unfilled fields)
         self._fields[name] = parse_form_field(name, value)
         if self._content_started:
             self._check(partial=True)
@@ -855,7 +866,7 @@ class UploadSession:
             error = store_error_from_validation(exc)
             raise (error or invalid_request("Invalid upload body.")) from None
         try:
-            content = base64.b64decode(document["content"], validate=True)
+            content = base64.b64decode(unwrap_base64(document["content"]), validate=True)
         except (binascii.Error, ValueError):
             raise invalid_request("content must be valid base64.") from None
         self._fields = {k: v for k, v in document.items() if k != "content"}
@@ -873,7 +884,10 @@ class UploadSession:
             raise invalid_request(f"The content is larger than the declared sizeBytes ({self._expected_size}).")
         self._hash.update(chunk)
         if self._writer is not None:
-            await self._writer.write(chunk)
+            try:
+                await self._writer.write(chunk)
+            except OSError as exc:
+                raise _blob_failure() from exc
         now = self.service.clock.now_ms()
         if now - self._last_beat > self.service.stale_slot_ms // HEARTBEATS_PER_STALE_PERIOD:
             self._last_beat = now
@@ -899,20 +913,25 @@ class UploadSession:
         assert self._writer is not None
         try:
             await self._writer.commit()
-        except StoreError as exc:
-            if exc.code not in ("upload_failed", "service_unavailable"):
+        except (StoreError, OSError) as exc:
+            if isinstance(exc, StoreError) and exc.code not in ("upload_failed", "service_unavailable"):
                 raise
-            await self._writer.abort()
+            with contextlib.suppress(StoreError, OSError):
+                await self._writer.abort()
+                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
             await self.service._record_failure(self, fields)
             self._done = True
-            raise StoreError(
-                "upload_failed", "The content could not be stored. Retry the same request with the same key."
-            ) from exc
+            failure = _blob_failure()
+            failure.fields["outputId"] = self.claim.output_id  # the failed output, readable by id
+            raise failure from exc
         try:
             result = await self.service._settle(self, fields, digest, fp)
         except BaseException:
+            # The settle transaction rolled back: no row, no charge; the committed blob goes, and the
+            # key is released (when the database answers; else the stale-slot sweep reclaims it).
+            self._writer = None
             with anyio.CancelScope(shield=True):
-                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
+                await self.abort()
             raise
         self._done = True
         return result
@@ -922,11 +941,14 @@ class UploadSession:
         self._done = True
         if self.is_replay:
             return
-        # On a broken backend, the stale-slot sweep removes the blob and reclaims the key later.
+        # Each step is tried whatever the one before did: a broken blob store must not keep the key
+        # busy. What a broken backend leaves, the stale-slot sweep removes later.
+        blob_key = _blob_key(self.account.id, self.claim.output_id)
         if self._writer is not None:
-            with contextlib.suppress(StoreError):
+            with contextlib.suppress(StoreError, OSError):
                 await self._writer.abort()
-                await self.service.blobs.delete(_blob_key(self.account.id, self.claim.output_id))
+        with contextlib.suppress(StoreError, OSError):
+            await self.service.blobs.delete(blob_key)
         with contextlib.suppress(StoreError):
             await self.service._release(self)
 
@@ -936,6 +958,10 @@ class UploadSession:
 
 def _blob_key(account_id: str, output_id: str) -> str:
     return f"{account_id}/{output_id}"
+
+
+def _blob_failure() -> StoreError:
+    return StoreError("upload_failed", "The content could not be stored. Retry the same request with the same key.")
 
 
 def _too_large(limit: int, *, json_body: bool = False) -> StoreError:
@@ -1019,8 +1045,8 @@ def _encode_cursor(output_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid_request("cursor is not valid; pass pageInfo.nextCursor unchanged.") from None
+    """The id a cursor names. Any unpadded base64url text (CURSOR_PATTERN, as published) is a cursor:
+    it only bounds ids from above within the caller's own outputs, so a forged one reveals nothing."""
+    if not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise invalid_request("cursor is not valid; pass pageInfo.nextCursor unchanged.")
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8", "replace")

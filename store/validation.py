@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from store.clock import parse_iso
 from store.errors import StoreError
+from store.jsonbounds import parse_json
 from store.schemas import OutputFields
 
 SUPPORTED_MIME_TYPES = (
@@ -31,6 +32,8 @@ SUPPORTED_MIME_TYPES = (
     "text/plain",
 )
 IDEMPOTENCY_KEY_MAX = 255
+# A metadata document is a few KiB at most (custom is limited to 4096 bytes); anything far larger is refused unparsed.
+METADATA_FIELD_BYTES = 65_536
 FORM_FIELDS = ("mimeType", "label", "expiresAt", "public", "metadata")
 
 # Which error code a failure of each field maps to; a missing required field is invalid_request.
@@ -81,10 +84,7 @@ def parse_form_field(name: str, value: str) -> Any:
             raise StoreError("invalid_request", 'The public field must be "true" or "false".')
         return value == "true"
     if name == "metadata":
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise StoreError("invalid_metadata", "The metadata field must be a JSON object.") from None
+        return parse_json(value, max_bytes=METADATA_FIELD_BYTES, what="The metadata field", code="invalid_metadata")
     return value
 
 

@@ -17,7 +17,7 @@ from store.blobs.s3 import PART_BYTES, S3BlobStore
 from store.clock import iso_ms
 
 T = TypeVar("T")
-RACE_TIMEOUT_SECONDS = 30
+RACE_TIMEOUT_SECONDS = 60
 
 _ips = itertools.count(1)
 
@@ -214,3 +214,50 @@ async def read_content(service: ArtifactService, content: Content) -> bytes:
     if isinstance(body, bytes):
         return body
     return b"".join([chunk async for chunk in body])
+
+
+# --- injected faults -------------------------------------------------------------------------
+
+
+class Fault:
+    """Which point fails next (None: none); each fault fires once."""
+
+    def __init__(self) -> None:
+        self.point: str | None = None
+
+    def fire(self, point: str) -> None:
+        if self.point == point:
+            self.point = None
+            raise OSError(5, f"injected {point} failure")
+
+
+class FaultyWriter:
+    def __init__(self, inner: Any, fault: Fault) -> None:
+        self._inner = inner
+        self._fault = fault
+
+    async def write(self, chunk: bytes) -> None:
+        await self._inner.write(chunk)
+        self._fault.fire("write")
+
+    async def commit(self) -> None:
+        self._fault.fire("finalize")
+        await self._inner.commit()
+
+    async def abort(self) -> None:
+        await self._inner.abort()
+
+
+class FaultyBlobs:
+    """The real blob store, whose writes fail at the point ``fault`` names (``open``, ``write``, ``finalize``)."""
+
+    def __init__(self, inner: BlobStore, fault: Fault) -> None:
+        self._inner = inner
+        self._fault = fault
+
+    async def writer(self, key: str, content_type: str) -> FaultyWriter:
+        self._fault.fire("open")
+        return FaultyWriter(await self._inner.writer(key, content_type), self._fault)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

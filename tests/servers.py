@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 DATABASE_URL_ENV = "OUTPUTLAYER_TEST_DATABASE_URL"
 S3_URL_ENV = "OUTPUTLAYER_TEST_S3_URL"
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # a deadline, reached only when a server never comes up; generous for a loaded machine
 STOP_TIMEOUT = 15.0
 
 Ready = Callable[[], bool]

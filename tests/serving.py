@@ -52,7 +52,7 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 30.0) -> None:
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -23,7 +23,7 @@ from store.contract import (
     share_contract,
     upload_link_contract,
 )
-from store.errors import ERROR_KINDS, output_expired
+from store.errors import ERROR_KINDS, output_expired, upload_not_completed
 from store.settings import Settings
 from store.validation import SUPPORTED_MIME_TYPES
 from store.views import Urls, output_fields, render_output
@@ -62,6 +62,8 @@ def build_examples(base_url: str, settings: Settings | None = None) -> dict[str,
         _get_content_public(base, urls, analysis),
         _get_output_expired(base, urls, pdf),
         _get_content_expired(base),
+        _get_output_failed(base, urls, pdf, now),
+        _get_content_failed(base),
         _delete_output(base, urls, pdf, now),
         _get_output_deleted(base, urls, pdf, now),
         _idempotency_replay(base, urls, analysis, now),
@@ -362,6 +364,36 @@ def _get_content_expired(base: str) -> Example:
         _request("GET", f"{base}{path}"),
         _error("output_expired", output_expired().message, "GET", path),
         note="The content endpoint answers with the error envelope (not bytes) once the output has expired.",
+    )
+
+
+def _failed_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row an upload leaves when the blob store took its bytes but failed to keep them."""
+    return {**row, "status": "failed", "size_bytes": 0, "sha256": None, "blob_key": None}
+
+
+def _get_output_failed(base: str, urls: Urls, row: dict[str, Any], now: int) -> Example:
+    return _example(
+        "get_output_failed",
+        "Get output metadata (failed upload)",
+        _request("GET", f"{base}/v1/outputs/{OUTPUT_ID}"),
+        {"status": 200, "body": render_output(_failed_row(row), now, urls)},
+        note="An upload whose bytes the blob store failed to keep answered 422 upload_failed naming this output "
+        '(outputId) and left it with status "failed" (also listed with ?status=failed). contentUrl and '
+        "publicUrl are null because the content was never stored. Retry the identical upload request with "
+        "the same Idempotency-Key: it is a fresh attempt and creates a new output.",
+    )
+
+
+def _get_content_failed(base: str) -> Example:
+    path = f"/v1/outputs/{OUTPUT_ID}/content"
+    return _example(
+        "get_content_failed",
+        "Stream content — upload failed (HTTP 422)",
+        _request("GET", f"{base}{path}"),
+        _error("upload_failed", upload_not_completed().message, "GET", path),
+        note="The content endpoint answers 422 with the error envelope when the upload of this output did not "
+        "complete. Retry the original POST /v1/outputs with the same Idempotency-Key.",
     )
 
 

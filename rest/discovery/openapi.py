@@ -18,6 +18,7 @@ from store.capabilities import server_version
 from store.errors import ERROR_KINDS
 from store.ids import API_KEY_PREFIX
 from store.schemas import (
+    CURSOR_PATTERN,
     AgentContract,
     Balance,
     Checkout,
@@ -119,7 +120,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             {"name": "mcp", "description": "Model Context Protocol over Streamable HTTP"},
         ],
         "security": [{"bearerAuth": []}],
-        "paths": {**_paths(), **_upload_link_paths()},
+        "paths": _with_links({**_paths(), **_upload_link_paths()}),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
@@ -146,7 +147,11 @@ def _ref(name: str) -> Schema:
 def _schemas() -> dict[str, Schema]:
     _, top = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
     schemas: dict[str, Schema] = dict(top.get("$defs", {}))
+    # The server stays liberal (case and parameters are normalised, SPEC section 5); the document
+    # names the canonical types, so a client or a fuzzer built from it sends one that is accepted.
+    schemas["CreateOutput"]["properties"]["mimeType"]["enum"] = list(SUPPORTED_MIME_TYPES)
     schemas["CreateOutputMultipart"] = _multipart_schema(schemas["CreateOutput"])
+    schemas.update(_jsonrpc_schemas())
     contract = _ref("AgentContract")
     schemas["CheckoutStarted"] = {
         "type": "object",
@@ -205,7 +210,12 @@ def _multipart_schema(create_output: Schema) -> Schema:
         field = _non_null(prop)
         description = prop.get("description", field.get("description"))
         if name == "content":
-            properties[name] = {"type": "string", "format": "binary", "description": "The file part (raw bytes)."}
+            properties[name] = {
+                "type": "string",
+                "format": "binary",
+                "minLength": 1,
+                "description": "The file part (raw bytes, not empty).",
+            }
             continue
         if field.get("type") == "boolean":
             text: Schema = {"type": "string", "enum": ["true", "false"]}
@@ -219,7 +229,9 @@ def _multipart_schema(create_output: Schema) -> Schema:
             }
             description = "A JSON object, sent as a text field."
         else:
-            text = {k: v for k, v in field.items() if k in ("type", "maxLength", "minLength", "format")}
+            text = {
+                k: v for k, v in field.items() if k in ("type", "maxLength", "minLength", "format", "enum", "pattern")
+            }
         if description:
             text["description"] = description
         properties[name] = text
@@ -229,6 +241,7 @@ def _multipart_schema(create_output: Schema) -> Schema:
         "description": "multipart/form-data upload: the text fields and one file part named content, in any order.",
         "required": list(create_output.get("required", [])),
         "properties": properties,
+        "additionalProperties": False,
     }
 
 
@@ -505,7 +518,9 @@ def _paths() -> dict[str, Any]:
                         {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                         "Page size; out of range is 400 invalid_request.",
                     ),
-                    _query("cursor", {"type": "string"}, "Opaque, from pageInfo.nextCursor."),
+                    _query(
+                        "cursor", {"type": "string", "pattern": CURSOR_PATTERN}, "Opaque, from pageInfo.nextCursor."
+                    ),
                     _query(
                         "status",
                         {"type": "string", "enum": ["ready", "failed", "expired", "deleted"]},
@@ -632,7 +647,14 @@ def _paths() -> dict[str, Any]:
                     "200": _success("The purchase.", _ref("Purchase"), authed=True, rated=True),
                     **_errors(*authed_errors, "purchase_not_found"),
                 },
-                parameters=[_query("purchaseId", {"type": "string"}, "From POST /v1/credits/checkout.", required=True)],
+                parameters=[
+                    _query(
+                        "purchaseId",
+                        {"type": "string", "minLength": 1},
+                        "From POST /v1/credits/checkout.",
+                        required=True,
+                    )
+                ],
             )
         },
         "/v1/credits/balance": {
@@ -807,13 +829,56 @@ def _upload_link_paths() -> dict[str, Any]:
     }
 
 
+def _jsonrpc_schemas() -> dict[str, Schema]:
+    """JSON-RPC 2.0 as ``/mcp`` speaks it (the MCP SDK's shapes; its errors may carry the REST code in ``data``)."""
+    request_id = {"type": ["string", "number", "null"]}
+    error_object = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "integer"},
+            "message": {"type": "string"},
+            "data": {"description": "Anything; for a refusal of this server, the REST error envelope."},
+        },
+    }
+    return {
+        "JsonRpcRequest": {
+            "type": "object",
+            "title": "JsonRpcRequest",
+            "description": "A JSON-RPC 2.0 request (with id) or notification (without).",
+            "required": ["jsonrpc", "method"],
+            "properties": {
+                "jsonrpc": {"const": "2.0"},
+                "id": {"description": "A string or number (JSON-RPC 2.0); a message without one is a notification."},
+                "method": {"type": "string"},
+                "params": {"type": ["object", "null"]},
+            },
+        },
+        "JsonRpcResponse": {
+            "type": "object",
+            "title": "JsonRpcResponse",
+            "description": "The answer: a result, or a JSON-RPC error (an unknown method, bad parameters, …).",
+            "required": ["jsonrpc", "id"],
+            "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "result": {}, "error": error_object},
+        },
+        "JsonRpcError": {
+            "type": "object",
+            "title": "JsonRpcError",
+            "description": "A refused message. For this server's own refusals (body over the limit, nested too "
+            "deep, bad Host or Origin) error.data is the REST error envelope, whose error is the REST code.",
+            "required": ["jsonrpc", "id", "error"],
+            "properties": {"jsonrpc": {"const": "2.0"}, "id": request_id, "error": error_object},
+        },
+    }
+
+
 def _mcp_paths() -> dict[str, Any]:
-    errors = _errors("invalid_request", *AUTH_ERRORS)
-    jsonrpc = {"type": "object", "description": "A JSON-RPC 2.0 message or batch.", "additionalProperties": True}
+    refused = {"content": _json(_ref("JsonRpcError")), "headers": _header_refs("X-Request-Id")}
     description = (
         "MCP Streamable HTTP transport (tools save_artifact, get_artifact, share, list_artifacts, delete_artifact). "
-        "Authenticated with the same Bearer keys as the REST API. Stateless: GET and DELETE answer 405. "
-        "See /v1/tool."
+        "Authenticated with the same Bearer keys as the REST API (a missing or bad key is the REST 401 "
+        "envelope). Stateless: GET and DELETE answer 405. A body over the limit is a JSON-RPC error naming "
+        "payload_too_large and the create_upload_link tool. See /v1/tool."
     )
     return {
         "post": _op(
@@ -823,12 +888,57 @@ def _mcp_paths() -> dict[str, Any]:
             {
                 "200": {
                     "description": "The JSON-RPC response (stateless server: JSON, no session, no event stream).",
-                    "content": {"application/json": {"schema": jsonrpc}},
+                    "headers": _header_refs("X-Request-Id"),
+                    "content": _json(_ref("JsonRpcResponse")),
                 },
-                "202": {"description": "A notification or response was accepted."},
-                **errors,
+                "202": {
+                    "description": "A notification was accepted (no body).",
+                    "headers": _header_refs("X-Request-Id"),
+                },
+                "400": {
+                    "description": "A JSON-RPC error: not JSON-RPC or not sent as application/json, over the size "
+                    "limit (payload_too_large), nested deeper than 64 (invalid_request); or the REST envelope for a "
+                    "key in the query string or two Authorization headers.",
+                    "headers": _header_refs("X-Request-Id"),
+                    "content": _json({"anyOf": [_ref("JsonRpcError"), _ref("ErrorEnvelope")]}),
+                },
+                "403": {"description": "A JSON-RPC error: the Origin is not allowed.", **refused},
+                "406": {"description": "A JSON-RPC error: the Accept header allows no JSON.", **refused},
+                "421": {"description": "A JSON-RPC error: the Host is not allowed.", **refused},
+                **_errors(*AUTH_ERRORS, "server_error", "service_unavailable"),
             },
             description=description,
-            request_body={"required": True, "content": _json(jsonrpc)},
+            request_body={"required": True, "content": _json(_ref("JsonRpcRequest"))},
         ),
     }
+
+
+# --- links -----------------------------------------------------------------------------------
+
+# Which operations a response feeds, and with which of its values (OpenAPI links): a client, or a
+# fuzzer, follows them from a created output to reading, downloading, sharing and deleting it.
+# A new route joins by adding its row here.
+OUTPUT_ID_FROM_BODY = {"outputId": "$response.body#/outputId"}
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("createOutput", "201"): {
+        "GetOutput": ("getOutput", OUTPUT_ID_FROM_BODY),
+        "GetOutputContent": ("getOutputContent", OUTPUT_ID_FROM_BODY),
+        "CreateShareLink": ("createShareLink", OUTPUT_ID_FROM_BODY),
+        "DeleteOutput": ("deleteOutput", OUTPUT_ID_FROM_BODY),
+        "GetPublicContent": ("getPublicContent", OUTPUT_ID_FROM_BODY),
+    },
+    ("getOutput", "200"): {"DeleteOutput": ("deleteOutput", OUTPUT_ID_FROM_BODY)},
+    ("createShareLink", "200"): {"GetOutput": ("getOutput", {"outputId": "$request.path.outputId"})},
+}
+
+
+def _with_links(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the links of :data:`LINKS` attached to the responses they start from."""
+    operations = {op["operationId"]: op for item in paths.values() for op in item.values()}
+    for (source, status), links in LINKS.items():
+        response = operations[source]["responses"][status]
+        response["links"] = {
+            name: {"operationId": target, "parameters": dict(parameters)}
+            for name, (target, parameters) in links.items()
+        }
+    return paths

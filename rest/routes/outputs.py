@@ -6,7 +6,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.content import content_response
-from rest.endpoint import Call, content_length, endpoint, read_json, route
+from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
 from store import StoreError
@@ -18,7 +18,7 @@ async def create_output(call: Call) -> Response:
     request = call.request
     session = await call.service.begin_upload(
         call.owner,
-        request.headers.get("idempotency-key"),
+        single_header(request, "Idempotency-Key"),
         content_length=content_length(call),
         content_type=request.headers.get("content-type"),
     )
@@ -42,7 +42,8 @@ async def list_outputs(call: Call) -> Response:
         call.owner,
         limit=int(limit_text),
         cursor=params.get("cursor") or None,
-        status=params.get("status") or None,
+        # An empty status is not "any status": only an absent one is (the published enum has no "").
+        status=params.get("status"),
         mime_type=params.get("mimeType") or None,
     )
     return JSONResponse(page)

@@ -44,7 +44,7 @@ async def register(server: Server) -> str:
 @asynccontextmanager
 async def connect(server: Server, key: str, mode: str = "auto") -> AsyncIterator[Client]:
     async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=CALL_TIMEOUT_SECONDS) as http,
         Client(streamable_http_client(f"{server.base_url}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client

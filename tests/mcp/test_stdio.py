@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,58 @@ async def test_mcp_config_prints_a_registration_that_starts_from_anywhere(tmp_pa
         async with Client(params) as client:
             saved = ok(await call(client, "save_artifact", path="a.txt"))
             assert ok(await call(client, "get_artifact", output_id=saved["outputId"]))["label"] == "a.txt"
+
+
+def test_a_stdio_message_nested_too_deep_is_answered_with_its_id(tmp_path: Path) -> None:
+    """The SDK drops a line it cannot parse; the server answers it with a JSON-RPC error instead."""
+    deep = "[" * 1_500 + "]" * 1_500
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    ]
+    wire = "".join(json.dumps(line) + "\n" for line in lines)
+    wire += (
+        '{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "save_artifact", "arguments": '
+        '{"mime_type": "text/plain", "content_text": "x", "metadata": {"custom": ' + deep + "}}}}\n"
+    )
+    wire += '{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}\n'
+    wire += "not json at all\n"
+    params = from_mcp_json(tmp_path)
+    process = subprocess.Popen(
+        [str(REPO / params.command), *params.args],
+        cwd=REPO,
+        env={**os.environ, **(params.env or {})},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    # A hung server is killed, which ends readline with EOF and fails the test instead of hanging it.
+    watchdog = threading.Timer(START_TIMEOUT_SECONDS, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(wire)
+        process.stdin.flush()
+        answers: dict[Any, dict[str, Any]] = {}
+        while len(answers) < 4:
+            line = process.stdout.readline()
+            assert line, f"the server closed stdout after answering {sorted(map(str, answers))}"
+            message = json.loads(line)
+            answers[message.get("id")] = message
+        assert answers[2]["error"]["data"]["error"] == "invalid_request"
+        assert "tools" in answers[3]["result"]
+        assert answers[None]["error"]["data"]["error"] == "invalid_request"
+    finally:
+        watchdog.cancel()
+        process.kill()
+        process.wait(timeout=START_TIMEOUT_SECONDS)

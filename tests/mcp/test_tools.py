@@ -135,6 +135,22 @@ async def test_save_base64_public(mcp: Client) -> None:
     assert first_action(body) == "share_public_url"
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: "\n".join(text[i : i + 76] for i in range(0, len(text), 76)) + "\n",
+        lambda text: "data:image/png;base64," + text,
+    ],
+    ids=["wrapped-lines", "data-uri"],
+)
+async def test_save_accepts_the_base64_forms_clients_send(mcp: Client, encode: Any) -> None:
+    """SPEC section 15: line-wrapped base64 and data: URIs are the same bytes as plain base64."""
+    body = ok(
+        await call(mcp, "save_artifact", mime_type="image/png", content_base64=encode(base64.b64encode(PNG).decode()))
+    )
+    assert body["sizeBytes"] == len(PNG) and body["sha256"] == hashlib.sha256(PNG).hexdigest()
+
+
 async def test_identical_save_without_key_is_a_replay(mcp: Client, service: ArtifactService, account: Account) -> None:
     first = await save_text(mcp, label="r.txt", metadata={"jobId": "j1"})
     second = await save_text(mcp, label="r.txt", metadata={"jobId": "j1"})

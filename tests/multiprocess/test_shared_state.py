@@ -32,7 +32,6 @@ from tests.multiprocess.cluster import (
     serving,
     together,
     upload,
-    wait_until_wall_clock,
 )
 from tests.multiprocess.conftest import fresh_bucket_url
 from tests.servers import S3Server
@@ -129,6 +128,10 @@ def test_a_rate_limit_holds_across_two_processes_together(shared: Backend) -> No
 
 # --- (c) sweepers -----------------------------------------------------------------------------------
 
+# Short-lived outputs are uploaded with this lifetime and then made due (Backend.make_due), so no upload
+# races the wall clock; sweeps run every second, and a loaded machine gets a minute to finish them.
+LONG_LIFETIME_SECONDS = 3600
+SWEEP_WAIT_SECONDS = 60
 SWEEPING = {**RATES_OFF, "OUTPUTLAYER_FREE_UPLOADS": "100", "OUTPUTLAYER_SWEEP_INTERVAL_SECONDS": "1"}
 
 
@@ -139,7 +142,7 @@ def test_four_sweepers_at_once_give_storage_back_exactly_once(shared: Backend) -
         auth, account_id = register(servers[0])
         kept = [upload(servers[n % 2], auth, f"keep-{n}", b"k" * (1000 + n)) for n in range(4)]
         assert [r.status_code for r in kept] == [201] * 4
-        expires_at, expiry = iso_in(4)
+        expires_at, _ = iso_in(LONG_LIFETIME_SECONDS)
         short = together(
             [
                 functools.partial(upload, servers[n % 2], auth, f"short-{n}", b"s" * (2000 + n), expiresAt=expires_at)
@@ -150,7 +153,7 @@ def test_four_sweepers_at_once_give_storage_back_exactly_once(shared: Backend) -
         kept_bytes = sum(1000 + n for n in range(4))
         assert shared.storage_used(account_id) == kept_bytes + sum(2000 + n for n in range(30))
 
-        wait_until_wall_clock(expiry)
+        shared.make_due([r.json()["outputId"] for r in short])
         seen: list[int] = []
         stop = threading.Event()
 
@@ -166,11 +169,11 @@ def test_four_sweepers_at_once_give_storage_back_exactly_once(shared: Backend) -
             stop.set()
             watcher.join(30)
         assert [s.returncode for s in sweeps] == [0, 0], [s.stderr[-2000:] for s in sweeps]
-        eventually(lambda: ready_due(shared) == 0, timeout=20, what="every expired output to be swept")
+        eventually(lambda: ready_due(shared) == 0, timeout=SWEEP_WAIT_SECONDS, what="every expired output to be swept")
         kept_ids = {r.json()["outputId"] for r in kept}
         eventually(
             lambda: shared.blob_keys() == {f"{account_id}/{i}" for i in kept_ids},
-            timeout=20,
+            timeout=SWEEP_WAIT_SECONDS,
             what="the expired outputs' blobs to be deleted",
         )
         final = shared.storage_used(account_id)
@@ -193,7 +196,7 @@ def test_check_finds_no_drift_after_a_mixed_load_on_two_processes(shared: Backen
     with serving(shared, 2, SWEEPING) as servers:
         auth, account_id = register(servers[0])
         start = balance(servers[0], auth)["freeRemaining"]
-        expires_at, expiry = iso_in(4)
+        expires_at, _ = iso_in(LONG_LIFETIME_SECONDS)
         first = together(
             [
                 functools.partial(
@@ -227,8 +230,10 @@ def test_check_finds_no_drift_after_a_mixed_load_on_two_processes(shared: Backen
         for pair in zip(deletes[::2], deletes[1::2], strict=True):
             assert pair[0].json()["deletedAt"] == pair[1].json()["deletedAt"], "one delete, one deletedAt"
 
-        wait_until_wall_clock(expiry)
-        eventually(lambda: ready_due(shared) == 0, timeout=20, what="the servers' sweepers to expire the rest")
+        shared.make_due([r.json()["outputId"] for n, r in enumerate(first) if n % 3 == 0])
+        eventually(
+            lambda: ready_due(shared) == 0, timeout=SWEEP_WAIT_SECONDS, what="the servers' sweepers to expire the rest"
+        )
         final = balance(servers[1], auth)
 
     expected = {r.json()["outputId"]: int(r.json()["sizeBytes"]) for r in first + second}
@@ -239,7 +244,7 @@ def test_check_finds_no_drift_after_a_mixed_load_on_two_processes(shared: Backen
     assert final["storageUsedBytes"] == shared.storage_used(account_id) == sum(expected.values())
     eventually(
         lambda: shared.blob_keys() == {f"{account_id}/{i}" for i in expected},
-        timeout=20,
+        timeout=SWEEP_WAIT_SECONDS,
         what="blobs of deleted and expired outputs to be removed",
     )
     assert shared.partial_files() == []

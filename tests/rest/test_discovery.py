@@ -21,6 +21,7 @@ from store.schemas import CreateOutput
 from store.settings import RateLimits
 from store.validation import SUPPORTED_MIME_TYPES
 from tests.conftest import assert_contract
+from tests.factories import Fault, FaultyBlobs
 
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 JSON_DOCUMENTS = ("/v1/capabilities", "/v1/tool", "/v1/schema", "/v1/examples", "/.well-known/agent.json")
@@ -347,7 +348,9 @@ def test_openapi_operations_reference_the_shared_models(settings: Settings) -> N
     assert gone["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OutputResource"}
     envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
     statuses = set()
-    for operations in paths.values():
+    for path, operations in paths.items():
+        if path == "/mcp":  # JSON-RPC, see test_openapi_documents_what_a_fuzzer_needs
+            continue
         for operation in operations.values():
             for status, response in operation["responses"].items():
                 if int(status) >= 400 and not (status == "410" and response is gone):
@@ -356,6 +359,32 @@ def test_openapi_operations_reference_the_shared_models(settings: Settings) -> N
     # 405 belongs to no operation (it answers the methods a path does not have); the description names it.
     assert statuses >= {kind.status for kind in ERROR_KINDS.values()} - {405}
     assert "wrong_method" in document["info"]["description"]
+
+
+def test_openapi_documents_what_a_fuzzer_needs(settings: Settings) -> None:
+    """SPEC section 15: canonical MIME types as an enum, base64 content, JSON-RPC answers for /mcp, and
+    links from a created output to the operations that use it."""
+    document = build_openapi(settings)
+    schemas = document["components"]["schemas"]
+    create = schemas["CreateOutput"]["properties"]
+    assert create["mimeType"]["enum"] == list(SUPPORTED_MIME_TYPES)
+    assert schemas["CreateOutputMultipart"]["properties"]["mimeType"]["enum"] == list(SUPPORTED_MIME_TYPES)
+    assert create["content"]["contentEncoding"] == "base64"
+    assert schemas["CreateOutputMultipart"]["additionalProperties"] is False
+    mcp = document["paths"]["/mcp"]["post"]["responses"]
+    refusal = {"$ref": "#/components/schemas/JsonRpcError"}
+    assert mcp["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JsonRpcResponse"}
+    for status in ("403", "406", "421"):
+        assert mcp[status]["content"]["application/json"]["schema"] == refusal
+    assert refusal in mcp["400"]["content"]["application/json"]["schema"]["anyOf"]
+    links = document["paths"]["/v1/outputs"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} >= {
+        "getOutput",
+        "getOutputContent",
+        "createShareLink",
+        "deleteOutput",
+    }
+    assert all(link["parameters"] == {"outputId": "$response.body#/outputId"} for link in links.values())
 
 
 def test_openapi_document_is_valid(settings: Settings) -> None:
@@ -405,6 +434,8 @@ REQUIRED_EXAMPLES = {
     "get_content",
     "get_output_expired",
     "get_content_expired",
+    "get_output_failed",
+    "get_content_failed",
     "delete_output",
     "idempotency_replay",
     "idempotency_conflict",
@@ -574,6 +605,23 @@ async def test_examples_replay_against_this_server(
     await replay.check("get_output_expired")
     await replay.check("get_content_expired")
 
+    # A fourth PDF whose bytes the blob store fails to keep stands in for it next: a failed output.
+    fault = Fault()
+    service.blobs, working = FaultyBlobs(service.blobs, fault), service.blobs  # type: ignore[assignment]
+    try:
+        fault.point = "finalize"
+        failing = await replay.send(
+            "create_output_multipart", idempotency_key="failing-pdf", file_size=example_values.PDF_SIZE
+        )
+    finally:
+        service.blobs = working
+    assert failing.status_code == 422 and failing.json()["error"] == "upload_failed"
+    listed_failed = await client.get("/v1/outputs?status=failed", headers=registered_auth(registered))
+    assert [item["outputId"] for item in listed_failed.json()["outputs"]] == [failing.json()["outputId"]]
+    replay.values[pdf.json()["outputId"]] = failing.json()["outputId"]
+    await replay.check("get_output_failed")
+    await replay.check("get_content_failed")
+
     # A second account spends its free uploads, then is refused.
     other = (await client.post("/v1/keys/register", json={})).json()["apiKey"]
     for n in range(5):
@@ -606,6 +654,10 @@ async def test_examples_replay_against_this_server(
     await replay.check("storage_limit_reached")
 
     assert replay.replayed == set(replay.examples)
+
+
+def registered_auth(registered: httpx2.Response) -> dict[str, str]:
+    return {"Authorization": f"Bearer {registered.json()['apiKey']}"}
 
 
 def examples_cursor(replay: Replay) -> str:

@@ -222,7 +222,7 @@ async def test_ten_identical_uploads_to_a_real_server_make_one_output(settings: 
     }
     body = json_upload(CONTENT, label="race.txt")
     with running_server(data_dir, env) as server:
-        async with httpx2.AsyncClient(base_url=server.base_url, timeout=20) as http:
+        async with httpx2.AsyncClient(base_url=server.base_url, timeout=60) as http:
             registered = await http.post("/v1/keys/register", json={})
             assert registered.status_code == 201
             auth = {"Authorization": f"Bearer {registered.json()['apiKey']}"}
