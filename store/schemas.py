@@ -40,6 +40,7 @@ def _integral(value: Any) -> Any:
 
 
 WholeNumber = Annotated[int, BeforeValidator(_integral)]
+PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 ShareSeconds = WholeNumber
 
 
@@ -129,8 +130,8 @@ class CreateOutput(OutputFields):
 class CreateUpload(OutputFields):
     """``POST /v1/uploads``: an upload's fields without its bytes, which go to the signed link it returns."""
 
-    sizeBytes: WholeNumber | None = Field(
-        default=None, ge=1, description="The exact size the upload will have; checked before and after the bytes."
+    sizeBytes: PositiveWholeNumber | None = Field(
+        default=None, description="The exact size the upload will have; checked before and after the bytes."
     )
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = Field(
         default=None, description="Hex SHA-256 the bytes must have; other bytes are refused and nothing is kept."

@@ -149,7 +149,8 @@ def _schemas() -> dict[str, Schema]:
     schemas: dict[str, Schema] = dict(top.get("$defs", {}))
     # The server stays liberal (case and parameters are normalised, SPEC section 5); the document
     # names the canonical types, so a client or a fuzzer built from it sends one that is accepted.
-    schemas["CreateOutput"]["properties"]["mimeType"]["enum"] = list(SUPPORTED_MIME_TYPES)
+    for name in ("CreateOutput", "CreateUpload"):
+        schemas[name]["properties"]["mimeType"]["enum"] = list(SUPPORTED_MIME_TYPES)
     schemas["CreateOutputMultipart"] = _multipart_schema(schemas["CreateOutput"])
     schemas.update(_jsonrpc_schemas())
     contract = _ref("AgentContract")
@@ -386,10 +387,11 @@ LINK_PAGE_NOTE = (
 
 def _link_parameters() -> list[dict[str, Any]]:
     return [
-        _query("download", {"type": "string", "enum": ["1"]}, "The bytes as an attachment, also for a browser."),
+        # Any value counts (the parameter's presence decides), so the schema names no enum.
+        _query("download", {"type": "string"}, "Present (e.g. 1): the bytes as an attachment, also for a browser."),
         _query(
             "inline",
-            {"type": "string", "enum": ["1"]},
+            {"type": "string"},
             "The bytes shown inline (still sandboxed), as the preview page embeds them; not for top-level pages.",
         ),
     ]

@@ -5,14 +5,14 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from rest.endpoint import Call, content_length, endpoint, read_json, route
+from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from store import upload_links
 
 
 async def create_upload_link(call: Call) -> Response:
     created = await upload_links.create(
-        call.service, call.owner, call.request.headers.get("idempotency-key"), await read_json(call.request)
+        call.service, call.owner, single_header(call.request, "Idempotency-Key"), await read_json(call.request)
     )
     response = JSONResponse(created.body, status_code=201)
     if created.replayed:

@@ -1,6 +1,7 @@
 """Schemathesis hooks for the fuzz run: drop generated upload bodies that break a rule JSON Schema
 cannot state (``expiresAt`` in the future and within the maximum lifetime; the shape limits of
-``metadata.custom``; a multipart ``metadata`` text that is a valid document), so a "schema-valid"
+``metadata.custom``; a declared ``sizeBytes`` over the upload limit;
+a multipart ``metadata`` text that is a valid document), so a "schema-valid"
 upload really is one. The rules are the store's own,
 called here, not restated.
 """
@@ -19,16 +20,28 @@ from store.schemas import Metadata
 from store.validation import validate_fields
 
 DEFAULTS = Settings()
+# The routes whose bodies carry an upload's fields.
+UPLOADS = {("POST", "/v1/outputs"), ("POST", "/v1/uploads")}
 
 
 @schemathesis.hook
 def filter_body(context: Any, body: Any) -> bool:
     operation = context.operation
-    if operation is None or (operation.method.upper(), operation.path) != ("POST", "/v1/outputs"):
+    if operation is None or (operation.method.upper(), operation.path) not in UPLOADS:
         return True
     if not isinstance(body, dict):
         return True
-    return _expiry_is_possible(body.get("expiresAt")) and _custom_fits(body.get("metadata"))
+    return (
+        _expiry_is_possible(body.get("expiresAt"))
+        and _custom_fits(body.get("metadata"))
+        and _size_fits(body.get("sizeBytes"))
+    )
+
+
+def _size_fits(size: Any) -> bool:
+    """False for a declared size over the account's upload limit (it depends on the plan, so the
+    document states it in words and in /v1/capabilities, not as a schema maximum)."""
+    return not isinstance(size, int | float) or size <= DEFAULTS.max_upload_bytes
 
 
 def _expiry_is_possible(expires_at: Any) -> bool:

@@ -8,6 +8,7 @@ contradicts the document. The run's configuration and its few documented excepti
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 EXAMPLES = os.environ.get("OUTPUTLAYER_FUZZ_EXAMPLES", "300")
 SEED = os.environ.get("OUTPUTLAYER_FUZZ_SEED", "20261128")
 RUN_TIMEOUT_SECONDS = 1200
+# The routes of SPEC section 4 and 14 at least; a document that lost some would fuzz fewer.
+MIN_OPERATIONS = 25
 
 
 @pytest.fixture(scope="module")
@@ -66,4 +69,6 @@ def test_fuzzing_the_live_server_from_its_own_document_finds_nothing(served: Ser
     summary = run.stdout[run.stdout.rfind("SUMMARY") :]
     print(summary)  # the figures docs/FUZZING.md records
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
-    assert "Selected: 23/23" in summary, "every operation of the document was fuzzed"
+    selected = re.search(r"Selected: (\d+)/(\d+)", summary)
+    assert selected is not None and selected[1] == selected[2], "every operation of the document was fuzzed"
+    assert int(selected[1]) >= MIN_OPERATIONS
