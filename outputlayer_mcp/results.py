@@ -25,9 +25,7 @@ from mcp.types import (
     TextContent,
 )
 
-from store.contract import compact_contract, error_contract
-from store.direct import Inline
-from store.errors import StoreError
+from store import Inline, StoreError, compact_contract, error_contract
 
 RESOURCE_PREFIX = "outputlayer://outputs/"
 

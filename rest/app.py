@@ -32,8 +32,7 @@ from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
 from rest.routes.public import public_routes
 from rest.routes.upload_links import upload_link_routes
-from store import ArtifactService, Settings, StoreError, open_service
-from store.sweeper import run_sweeper
+from store import ArtifactService, Settings, StoreError, open_service, run_sweeper
 
 __all__ = ["create_app", "run_sweeper"]
 

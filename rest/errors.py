@@ -8,8 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from rest.responses import JSONResponse
-from store import StoreError
-from store.contract import error_contract
+from store import StoreError, error_contract
 
 log = logging.getLogger("outputlayer.rest")
 

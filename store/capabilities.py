@@ -11,12 +11,13 @@ from __future__ import annotations
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from store.accounts import Account
 from store.contract import discovery_contract
 from store.errors import ERROR_KINDS
 from store.ids import API_KEY_PREFIX
+from store.limits import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT
 from store.plans import PACKS, PLAN_TIERS, max_upload_bytes, uploads_per_hour
 from store.schemas import CUSTOM_MAX_BYTES, CUSTOM_MAX_DEPTH, CUSTOM_MAX_KEYS, OutputFields
-from store.service import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT, Account
 from store.settings import GLOBAL_CEILING_BYTES, Settings
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 

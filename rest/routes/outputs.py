@@ -9,9 +9,7 @@ from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
-from store import StoreError
-from store.schemas import CreateShareLink
-from store.validation import store_error_from_validation
+from store import CreateShareLink, StoreError, store_error_from_validation
 
 
 async def create_output(call: Call) -> Response:
