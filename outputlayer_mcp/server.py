@@ -67,8 +67,7 @@ from store import (
     StoreError,
     content_sources,
     invalid_request,
-    output_deleted,
-    output_expired,
+    missing_api_key,
     output_not_found,
     server_version,
     store_error_from_validation,
@@ -135,7 +134,7 @@ class OutputLayerMCP(MCPServer[Any]):
         if request is not None:
             account = request.scope.get("state", {}).get(ACCOUNT_STATE_KEY)
             if not isinstance(account, Account):
-                raise StoreError("missing_api_key", "Send your API key as Authorization: Bearer <key>.")
+                raise missing_api_key()
             return account
         if self.account_id is None:
             raise StoreError("missing_api_key", "This server acts for no account; set OUTPUTLAYER_API_KEY.")
@@ -314,8 +313,7 @@ def build_mcp_server(
             fetched = await content_sources.fetch(service, account, output_id, include_content=include_content)
             output = fetched.output
             if output.gone:
-                error = output_expired() if output.status == "expired" else output_deleted()
-                return results.gone_result(output.body, error, request_id)
+                return results.gone_result(output, request_id)
             note = f"Content not included: {fetched.not_inline}." if fetched.not_inline else None
             return results.output_result(output.body, inline=fetched.inline, note=note, download=fetched.download)
 

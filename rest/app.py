@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
 from outputlayer_mcp.http import MCP_METHODS, McpHttp
-from rest.endpoint import Call, decorate, refuse_key_in_query, single_header
+from rest.endpoint import Call, bearer_token, decorate, refuse_key_in_query, single_header
 from rest.errors import error_response, unexpected_error
 from rest.mcp_guard import guarded_mcp
 from rest.pages import Pages, page_routes
@@ -109,7 +109,7 @@ class McpEndpoint:
         call = Call(request, service, service.ids.new("req"))
         try:
             refuse_key_in_query(request)
-            call.account = await service.authenticate(single_header(request, "Authorization"))
+            call.account = await service.authenticate(bearer_token(single_header(request, "Authorization")))
         except StoreError as exc:
             response = error_response(exc, request, call.request_id)
             if exc.status == 401:

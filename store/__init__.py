@@ -7,10 +7,9 @@ from __future__ import annotations
 
 # Use cases beyond the service's own methods, called as ``module.function(service, …)``.
 from store import content_sources, previews, sharing, upload_links
+from store.answers import error_envelope, gone_body, gone_error
 from store.billing import WEBHOOK_BODY_LIMIT
 from store.blobs import BlobStore, open_blob_store
-
-# Facts and builders the adapters render with (discovery documents, tool schemas, error contracts).
 from store.capabilities import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, SERVER_NAME, build_capabilities, server_version
 from store.clock import Clock, ManualClock, SystemClock, iso_ms, parse_iso
 from store.content_sources import INLINE_CONTENT_MAX_BYTES, Inline
@@ -29,6 +28,7 @@ from store.errors import (
     ERROR_KINDS,
     StoreError,
     invalid_request,
+    missing_api_key,
     output_deleted,
     output_expired,
     output_not_found,
@@ -73,6 +73,9 @@ from store.service import (
 )
 from store.settings import Settings, SettingsError
 from store.sweeper import run_sweeper
+
+# Facts and builders the adapters render with (discovery documents, tool schemas, error contracts).
+from store.uploads import json_body_too_large
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES, store_error_from_validation
 from store.views import Urls, output_fields, render_output
 
@@ -136,11 +139,16 @@ __all__ = [
     "content_sources",
     "discovery_contract",
     "error_contract",
+    "error_envelope",
+    "gone_body",
+    "gone_error",
     "invalid_request",
     "iso_ms",
+    "json_body_too_large",
     "list_contract",
     "max_upload_bytes",
     "migrate",
+    "missing_api_key",
     "nesting_depth",
     "open_blob_store",
     "open_database",

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from store.contract import balance_contract, register_contract
 from store.db import ACCOUNT_COLUMNS, Tx
-from store.errors import StoreError, invalid_request
+from store.errors import StoreError, invalid_request, missing_api_key
 from store.ids import key_digest, looks_like_api_key, new_api_key
 from store.ratelimit import RateState
 from store.schemas import RegisterKey
@@ -71,14 +71,11 @@ async def register(service: ArtifactService, document: Any, client_ip: str) -> t
     return {"apiKey": api_key, "accountId": account_id, "agent_contract": register_contract()}, rate
 
 
-async def authenticate(service: ArtifactService, authorization: str | None) -> Account:
-    """The account of an ``Authorization: Bearer`` header."""
-    if not authorization:
-        raise StoreError("missing_api_key", "Send your API key as Authorization: Bearer <key>.")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise StoreError("missing_api_key", "Send your API key as Authorization: Bearer <key>.")
+async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
+    """The account of an API key; ``None`` when the caller sent none."""
+    if not api_key:
+        raise missing_api_key()
+    token = api_key
     if not looks_like_api_key(token):
         raise StoreError("invalid_api_key", "The API key is not valid.")
     digest = key_digest(token)

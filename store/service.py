@@ -67,9 +67,9 @@ class ArtifactService:
         """Create an account and its key; the key is returned once and only its digest is stored."""
         return await accounts.register(self, document, client_ip)
 
-    async def authenticate(self, authorization: str | None) -> Account:
-        """The account of an ``Authorization: Bearer`` header."""
-        return await accounts.authenticate(self, authorization)
+    async def authenticate(self, api_key: str | None) -> Account:
+        """The account of an API key (``None`` when none was sent: ``missing_api_key``)."""
+        return await accounts.authenticate(self, api_key)
 
     async def account(self, account_id: str) -> Account:
         return await accounts.load_account(self, account_id)

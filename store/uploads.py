@@ -88,7 +88,7 @@ async def begin_upload(
     if content_length is not None:
         envelope = {"json": JSON_BODY_LIMIT, "direct": limit}.get(wire, limit + FORM_ENVELOPE_BYTES)
         if content_length > envelope:
-            raise too_large(JSON_BODY_LIMIT if wire == "json" else limit, json_body=wire == "json")
+            raise json_body_too_large() if wire == "json" else too_large(limit)
     floor = _minimum_content_bytes(wire, content_length)
     output_id = service.ids.new("out")
     now = service.clock.now_ms()
@@ -371,6 +371,10 @@ async def _record_failure(session: UploadSession, fields: CheckedFields | None) 
 
 def blob_failure() -> StoreError:
     return StoreError("upload_failed", "The content could not be stored. Retry the same request with the same key.")
+
+
+def json_body_too_large() -> StoreError:
+    return too_large(JSON_BODY_LIMIT, json_body=True)
 
 
 def too_large(limit: int, *, json_body: bool = False) -> StoreError:
