@@ -145,9 +145,11 @@ async def test_save_base64_public(mcp: Client) -> None:
 )
 async def test_save_accepts_the_base64_forms_clients_send(mcp: Client, encode: Any) -> None:
     """SPEC section 15: line-wrapped base64 and data: URIs are the same bytes as plain base64."""
-    body = ok(
+    saved = ok(
         await call(mcp, "save_artifact", mime_type="image/png", content_base64=encode(base64.b64encode(PNG).decode()))
     )
+    # save_artifact answers compactly (the outputId); the stored bytes are read back by id.
+    body = ok(await call(mcp, "get_artifact", output_id=saved["outputId"]))
     assert body["sizeBytes"] == len(PNG) and body["sha256"] == hashlib.sha256(PNG).hexdigest()
 
 
