@@ -96,7 +96,8 @@ async def load_account(service: ArtifactService, account_id: str) -> Account:
     return Account.from_row(row)
 
 
-def balance(account: Account) -> dict[str, Any]:
+def quota_fields(account: Account) -> dict[str, Any]:
+    """An account's units and storage as the wire names them (balance, capabilities)."""
     return {
         "accountId": account.id,
         "planTier": account.plan_tier,
@@ -104,6 +105,12 @@ def balance(account: Account) -> dict[str, Any]:
         "creditsRemaining": account.credits_remaining,
         "storageUsedBytes": account.storage_used_bytes,
         "storageLimitBytes": account.storage_limit_bytes,
+    }
+
+
+def balance(account: Account) -> dict[str, Any]:
+    return {
+        **quota_fields(account),
         "agent_contract": balance_contract(account.free_remaining, account.credits_remaining),
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from store.accounts import Account
+from store.accounts import Account, quota_fields
 from store.contract import discovery_contract
 from store.errors import ERROR_KINDS
 from store.ids import API_KEY_PREFIX
@@ -296,12 +296,7 @@ def _account(settings: Settings, account: Account | None) -> dict[str, Any]:
     if account is not None:
         section.update(
             {
-                "accountId": account.id,
-                "planTier": account.plan_tier,
-                "freeRemaining": account.free_remaining,
-                "creditsRemaining": account.credits_remaining,
-                "storageUsedBytes": account.storage_used_bytes,
-                "storageLimitBytes": account.storage_limit_bytes,
+                **quota_fields(account),
                 "maxUploadBytes": max_upload_bytes(settings, account.plan_tier),
                 "uploadsPerHour": uploads_per_hour(settings, account.plan_tier),
             }
