@@ -760,12 +760,12 @@ def run(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def backend_servers(backends: str) -> Iterator[None]:
-    """For ``postgres-s3``: real servers from the test fixtures' module, wired in through the environment."""
+    """For ``postgres-s3``: real servers from bench/servers.py (the tests use it too), wired in by the environment."""
     if backends == "default":
         yield
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.servers import start_postgres, start_s3
+    from bench.servers import start_postgres, start_s3
 
     scratch = Path(tempfile.mkdtemp(prefix="outputlayer-bench-backends-"))
     postgres = start_postgres(scratch / "postgres")

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from outputlayer_mcp.card import McpDescription, describe
 from outputlayer_mcp.server import MCP_PATH, OutputLayerMCP
-from store.settings import Settings
+from store import Settings
 
 MCP_METHODS = ("POST",)
 

@@ -25,9 +25,16 @@ from mcp.types import (
     TextContent,
 )
 
-from store.contract import compact_contract, error_contract
-from store.direct import Inline
-from store.errors import StoreError
+from store import (
+    Inline,
+    OutputResult,
+    StoreError,
+    compact_contract,
+    error_contract,
+    error_envelope,
+    gone_body,
+    gone_error,
+)
 
 RESOURCE_PREFIX = "outputlayer://outputs/"
 
@@ -103,22 +110,17 @@ def saved_result(body: dict[str, Any], *, replayed: bool, structured_client: boo
     return _compact(structured, structured_client=structured_client)
 
 
-def gone_result(body: dict[str, Any], error: StoreError, request_id: str) -> CallToolResult:
-    """An expired or deleted output read by id: like REST's 410, the output itself plus the error code."""
-    structured = {**body, "error": error.code, "message": error.message, "request_id": request_id}
-    text = f"{error.code}: {error.message} {_next(body)}"
+def gone_result(output: OutputResult, request_id: str) -> CallToolResult:
+    """An expired or deleted output read by id: REST's 410 body, plus the error's message."""
+    error = gone_error(output)
+    structured = {**gone_body(output, request_id), "message": error.message}
+    text = f"{error.code}: {error.message} {_next(output.body)}"
     return CallToolResult(content=[TextContent(text=text)], structured_content=structured, is_error=True)
 
 
 def error_result(error: StoreError, where: Where, request_id: str) -> CallToolResult:
     """A refused call: the REST error envelope, with its contract."""
-    body = {
-        "error": error.code,
-        "message": error.message,
-        "request_id": request_id,
-        **error.fields,
-        "agent_contract": error_envelope_contract(error, where),
-    }
+    body = error_envelope(error, request_id=request_id, method=where.method, path=where.path)
     text = f"{error.code}: {error.message} {_next(body)}"
     return CallToolResult(content=[TextContent(text=text)], structured_content=body, is_error=True)
 

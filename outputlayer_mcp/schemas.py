@@ -17,11 +17,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from store.capabilities import LIST_MAX_LIMIT
-from store.direct import INLINE_CONTENT_MAX_BYTES
-from store.schemas import AgentContract, OutputListItem, PageInfo
-from store.sharing import SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
-from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
+from store import (
+    IDEMPOTENCY_KEY_MAX,
+    INLINE_CONTENT_MAX_BYTES,
+    LIST_MAX_LIMIT,
+    SHARE_DEFAULT_SECONDS,
+    SHARE_MIN_SECONDS,
+    SUPPORTED_MIME_TYPES,
+    AgentContract,
+    OutputListItem,
+    PageInfo,
+)
 
 # --- arguments -------------------------------------------------------------------------------
 # Descriptions are short on purpose: the whole tools/list answer is an agent's standing cost (SPEC

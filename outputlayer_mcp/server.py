@@ -1,7 +1,7 @@
 """The MCP server: five tools and one resource template over the same :class:`ArtifactService` as REST
 (SPEC section 11).
 
-This module only translates. A tool turns its arguments into one call of :mod:`store.direct` (which
+This module only translates. A tool turns its arguments into one call of :mod:`store.content_sources` (which
 bundles the store's use cases with their rate limits and the rules only direct callers need) and
 the answer into a result (:mod:`outputlayer_mcp.results`); every rule, code and contract comes from
 the store.
@@ -59,10 +59,19 @@ from outputlayer_mcp.schemas import (
     published_input_schema,
     published_output_schema,
 )
-from store import Account, ArtifactService, StoreError, direct
-from store.capabilities import LIST_DEFAULT_LIMIT, SERVER_NAME, server_version
-from store.errors import invalid_request, output_deleted, output_expired, output_not_found
-from store.validation import store_error_from_validation
+from store import (
+    LIST_DEFAULT_LIMIT,
+    SERVER_NAME,
+    Account,
+    ArtifactService,
+    StoreError,
+    content_sources,
+    invalid_request,
+    missing_api_key,
+    output_not_found,
+    server_version,
+    store_error_from_validation,
+)
 
 log = logging.getLogger("outputlayer.mcp")
 
@@ -125,7 +134,7 @@ class OutputLayerMCP(MCPServer[Any]):
         if request is not None:
             account = request.scope.get("state", {}).get(ACCOUNT_STATE_KEY)
             if not isinstance(account, Account):
-                raise StoreError("missing_api_key", "Send your API key as Authorization: Bearer <key>.")
+                raise missing_api_key()
             return account
         if self.account_id is None:
             raise StoreError("missing_api_key", "This server acts for no account; set OUTPUTLAYER_API_KEY.")
@@ -185,7 +194,7 @@ class OutputLayerMCP(MCPServer[Any]):
             if not output_id.replace("_", "").isalnum():
                 raise output_not_found()
             account = await self.acting_account(context)
-            content, data = await direct.read(self.service, account, output_id)
+            content, data = await content_sources.read(self.service, account, output_id)
         except StoreError as exc:
             data_fields = {
                 "uri": text,
@@ -196,7 +205,7 @@ class OutputLayerMCP(MCPServer[Any]):
                 code=INVALID_PARAMS if exc.status < 500 else INTERNAL_ERROR, message=exc.message, data=data_fields
             ) from None
         body: str | bytes = data
-        if direct.inline_kind(content.mime_type) == "text":
+        if content_sources.inline_kind(content.mime_type) == "text":
             with contextlib.suppress(UnicodeDecodeError):  # not UTF-8 after all: the bytes, as a blob
                 body = data.decode("utf-8")
         return [ReadResourceContents(content=body, mime_type=content.mime_type)]
@@ -275,14 +284,14 @@ def build_mcp_server(
                 fields["expiresAt"] = expires_at
             if metadata is not None:
                 fields["metadata"] = metadata
-            source = direct.content_source(
+            source = content_sources.content_source(
                 content_base64=content_base64,
                 content_text=content_text,
                 path=path,
                 roots=server.file_roots,
                 limit=service.upload_limit(account),
             )
-            saved = await direct.save(service, account, fields, source, idempotency_key or None)
+            saved = await content_sources.save(service, account, fields, source, idempotency_key or None)
             structured_client = results.reads_structured_content(ctx.protocol_version)
             return results.saved_result(saved.body, replayed=saved.replayed, structured_client=structured_client)
 
@@ -301,11 +310,10 @@ def build_mcp_server(
         ctx: Ctx, output_id: OutputIdArg, include_content: IncludeContentArg = False
     ) -> Annotated[CallToolResult, ArtifactResult]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            fetched = await direct.fetch(service, account, output_id, include_content=include_content)
+            fetched = await content_sources.fetch(service, account, output_id, include_content=include_content)
             output = fetched.output
             if output.gone:
-                error = output_expired() if output.status == "expired" else output_deleted()
-                return results.gone_result(output.body, error, request_id)
+                return results.gone_result(output, request_id)
             note = f"Content not included: {fetched.not_inline}." if fetched.not_inline else None
             return results.output_result(output.body, inline=fetched.inline, note=note, download=fetched.download)
 
@@ -326,7 +334,7 @@ def build_mcp_server(
         ctx: Ctx, output_id: OutputIdArg, expires_in_seconds: ExpiresInSecondsArg = None
     ) -> Annotated[CallToolResult, ShareResult]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            body = await direct.share(service, account, output_id, expires_in_seconds)
+            body = await content_sources.share(service, account, output_id, expires_in_seconds)
             return results.share_result(body, structured_client=results.reads_structured_content(ctx.protocol_version))
 
         return await server.answer(ctx, TOOLS["share"]({"output_id": output_id}), body)
@@ -359,7 +367,7 @@ def build_mcp_server(
             document.update({name: value for name, value in optional.items() if value not in ("", None)})
             if size_bytes is not None:
                 document["sizeBytes"] = size_bytes
-            created = await direct.create_upload_link(service, account, document, idempotency_key or None)
+            created = await content_sources.create_upload_link(service, account, document, idempotency_key or None)
             return results.upload_link_result(created.body, completed=created.completed)
 
         return await server.answer(ctx, TOOLS["create_upload_link"]({}), body)
@@ -378,7 +386,7 @@ def build_mcp_server(
         mime_type: MimeTypeFilterArg = "",
     ) -> Annotated[CallToolResult, ArtifactList]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            page = await direct.list_page(
+            page = await content_sources.list_page(
                 service, account, limit=limit, cursor=cursor or None, status=status or None, mime_type=mime_type or None
             )
             return results.list_result(page)
@@ -396,7 +404,7 @@ def build_mcp_server(
     )
     async def delete_artifact(ctx: Ctx, output_id: OutputIdArg) -> Annotated[CallToolResult, ArtifactResult]:
         async def body(account: Account, request_id: str) -> CallToolResult:
-            return results.output_result(await direct.delete(service, account, output_id))
+            return results.output_result(await content_sources.delete(service, account, output_id))
 
         return await server.answer(ctx, TOOLS["delete_artifact"]({"output_id": output_id}), body)
 

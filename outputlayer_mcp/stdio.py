@@ -26,9 +26,7 @@ from mcp.shared.message import SessionMessage
 from outputlayer_mcp.results import Where
 from outputlayer_mcp.server import OutputLayerMCP, build_mcp_server
 from outputlayer_mcp.wire import stdio_error_message, stdio_refusal
-from store import ArtifactService, Settings, direct, open_service
-from store.local import acting_account
-from store.sweeper import run_sweeper
+from store import ArtifactService, Settings, acting_account, content_sources, open_service, run_sweeper
 
 log = logging.getLogger("outputlayer.mcp")
 # The REST request a refused stdio message stands for, for its error contract.
@@ -70,7 +68,7 @@ async def serve_stdio(settings: Settings, working_dir: Path, links: LinkServer |
     service = await anyio.to_thread.run_sync(open_service, settings)
     try:
         account = await acting_account(service, settings)
-        roots = direct.allowed_roots(settings.mcp_roots, working_dir)
+        roots = content_sources.allowed_roots(settings.mcp_roots, working_dir)
         server = build_mcp_server(service, account_id=account.id, file_roots=roots)
         log.info("MCP over stdio for account %s; files readable under %s", account.id, ", ".join(map(str, roots)))
         async with (

@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from outputlayer_mcp import MCP_PATH, bind_account, build_mcp_server
 from outputlayer_mcp.http import MCP_METHODS, McpHttp
-from rest.endpoint import Call, decorate, refuse_key_in_query, single_header
+from rest.endpoint import Call, bearer_token, decorate, refuse_key_in_query, single_header
 from rest.errors import error_response, unexpected_error
 from rest.mcp_guard import guarded_mcp
 from rest.pages import Pages, page_routes
@@ -32,8 +32,7 @@ from rest.routes.discovery import discovery_routes
 from rest.routes.outputs import output_routes
 from rest.routes.public import public_routes
 from rest.routes.upload_links import upload_link_routes
-from store import ArtifactService, Settings, StoreError, open_service
-from store.sweeper import run_sweeper
+from store import ArtifactService, Settings, StoreError, open_service, run_sweeper
 
 __all__ = ["create_app", "run_sweeper"]
 
@@ -110,7 +109,7 @@ class McpEndpoint:
         call = Call(request, service, service.ids.new("req"))
         try:
             refuse_key_in_query(request)
-            call.account = await service.authenticate(single_header(request, "Authorization"))
+            call.account = await service.authenticate(bearer_token(single_header(request, "Authorization")))
         except StoreError as exc:
             response = error_response(exc, request, call.request_id)
             if exc.status == 401:

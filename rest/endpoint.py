@@ -101,7 +101,7 @@ def endpoint(
             refuse_key_in_query(request)
             header = single_header(request, "Authorization")
             if auth or (optional_auth and header):
-                call.account = await service.authenticate(header)
+                call.account = await service.authenticate(bearer_token(header))
             if family is not None:
                 subject = call.account.id if call.account is not None and auth else client_ip(request)
                 call.rate = await service.enforce_rate(family, subject)
@@ -163,6 +163,15 @@ async def read_json(request: Request, limit: int = 65_536) -> dict[str, Any] | N
         body.extend(chunk)
         if len(body) > limit:
             raise StoreError("invalid_request", f"The request body is larger than {limit} bytes.")
-    if not body.strip():
+    if not body:  # whitespace alone is not JSON: refused like any other malformed body
         return None
     return parse_json_object(bytes(body), max_bytes=limit)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header; ``None`` for any other scheme or no key."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

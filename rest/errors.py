@@ -8,8 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from rest.responses import JSONResponse
-from store import StoreError
-from store.contract import error_contract
+from store import StoreError, error_envelope
 
 log = logging.getLogger("outputlayer.rest")
 
@@ -23,19 +22,8 @@ def error_response(error: StoreError, request: Request, request_id: str) -> JSON
 
 def error_body(error: StoreError, request: Request, request_id: str) -> dict[str, Any]:
     """The SPEC section 1 error envelope of ``error`` for ``request``."""
-    return {
-        "error": error.code,
-        "message": error.message,
-        "request_id": request_id,
-        **error.fields,
-        "agent_contract": error_contract(
-            error.code,
-            method=request.method,
-            path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-            retry_after=error.retry_after,
-            retryable=error.retryable,
-        ),
-    }
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return error_envelope(error, request_id=request_id, method=request.method, path=path)
 
 
 def unexpected_error(exc: BaseException, request: Request, request_id: str) -> JSONResponse:

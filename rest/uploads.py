@@ -12,9 +12,8 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from store import StoreError, UploadSession, parse_json
+from store import JSON_BODY_LIMIT, StoreError, UploadSession, json_body_too_large, parse_json
 
-JSON_BODY_LIMIT = 1_048_576
 TEXT_FIELD_LIMIT = 16_384
 CONTENT_FIELD = "content"
 
@@ -31,9 +30,7 @@ async def _feed_json(request: Request, session: UploadSession) -> None:
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > JSON_BODY_LIMIT:
-            raise StoreError(
-                "payload_too_large", f"JSON upload bodies are limited to {JSON_BODY_LIMIT} bytes; use multipart."
-            )
+            raise json_body_too_large()
     # Metadata nested too deep is bad metadata, as it is in a multipart field (SPEC section 15).
     document = parse_json(bytes(body), max_bytes=JSON_BODY_LIMIT, member_codes={"metadata": "invalid_metadata"})
     await session.accept_json(document)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from importlib import metadata as importlib_metadata
 from typing import Any
 
+from store.accounts import Account, quota_fields
 from store.contract import discovery_contract
 from store.errors import ERROR_KINDS
 from store.ids import API_KEY_PREFIX
+from store.limits import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT
 from store.plans import PACKS, PLAN_TIERS, max_upload_bytes, uploads_per_hour
 from store.schemas import CUSTOM_MAX_BYTES, CUSTOM_MAX_DEPTH, CUSTOM_MAX_KEYS, OutputFields
-from store.service import IDEMPOTENCY_RETENTION_MS, JSON_BODY_LIMIT, Account
 from store.settings import GLOBAL_CEILING_BYTES, Settings
 from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 
@@ -295,12 +296,7 @@ def _account(settings: Settings, account: Account | None) -> dict[str, Any]:
     if account is not None:
         section.update(
             {
-                "accountId": account.id,
-                "planTier": account.plan_tier,
-                "freeRemaining": account.free_remaining,
-                "creditsRemaining": account.credits_remaining,
-                "storageUsedBytes": account.storage_used_bytes,
-                "storageLimitBytes": account.storage_limit_bytes,
+                **quota_fields(account),
                 "maxUploadBytes": max_upload_bytes(settings, account.plan_tier),
                 "uploadsPerHour": uploads_per_hour(settings, account.plan_tier),
             }

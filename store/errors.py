@@ -69,6 +69,10 @@ class StoreError(Exception):
         self.fields: dict[str, Any] = {}
 
 
+def missing_api_key() -> StoreError:
+    return StoreError("missing_api_key", "Send your API key as Authorization: Bearer <key>.")
+
+
 def invalid_request(message: str) -> StoreError:
     return StoreError("invalid_request", message)
 

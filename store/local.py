@@ -29,7 +29,7 @@ async def acting_account(service: ArtifactService, settings: Settings) -> Accoun
     """The account a local process acts for (see the module docstring)."""
     if settings.api_key:
         try:
-            return await service.authenticate(f"Bearer {settings.api_key}")
+            return await service.authenticate(settings.api_key)
         except StoreError as exc:
             raise StoreError(exc.code, f"OUTPUTLAYER_API_KEY: {exc.message}") from None
     return await local_account(service, settings.data_dir)
@@ -43,7 +43,7 @@ async def local_account(service: ArtifactService, data_dir: Path) -> Account:
         known = await anyio.to_thread.run_sync(_read_key, key_path)
         if known is not None:
             try:
-                return await service.authenticate(f"Bearer {known}")
+                return await service.authenticate(known)
             except StoreError:
                 raise StoreError(
                     "invalid_api_key",

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
-from store.sharing import SHARE_MIN_SECONDS
+from store.limits import SHARE_MIN_SECONDS
 
 # Plain base64 as the document publishes it (padded, whole 4-character groups); what the server
 # also accepts (line breaks, data: URIs) is described in words next to it.

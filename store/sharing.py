@@ -25,18 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from ulid import ULID
 
+from store import outputs
 from store.clock import iso_ms
 from store.contract import share_contract
 from store.db import Database, Tx
 from store.errors import StoreError, invalid_request, output_not_found
+from store.limits import SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.views import OUTPUT_COLUMNS
 from store.views import expires_in_seconds as seconds_until
 
 if TYPE_CHECKING:
     from store.service import Account, ArtifactService, Content
 
-SHARE_DEFAULT_SECONDS = 86_400
-SHARE_MIN_SECONDS = 60
 SECRET_NAME = "share_links"
 SHARE_PATH = "/s/"
 SHARE_PURPOSE = "share"
@@ -114,8 +114,8 @@ async def share_link(
     service: ArtifactService, account: Account, output_id: str, expires_in_seconds: int | None
 ) -> dict[str, Any]:
     """A link that serves an owned output's bytes without a key: its public URL, or a signed expiring one."""
-    row = await service._row(account, output_id)
-    content = service._content(row)
+    row = await outputs.owned_row(service, account, output_id)
+    content = outputs.readable_content(service, row)
     now = service.clock.now_ms()
     until = share_until_ms(expires_in_seconds, now, int(row["expires_at"]))
     if content.public:
@@ -144,4 +144,6 @@ async def open_shared(service: ArtifactService, token: str) -> Content:
     if row is None:
         raise output_not_found()
     # A preview counts down to whichever ends first: this link or its output.
-    return replace(service._content(row), available_until_ms=min(signed.until_ms, int(row["expires_at"])))
+    return replace(
+        outputs.readable_content(service, row), available_until_ms=min(signed.until_ms, int(row["expires_at"]))
+    )

@@ -28,21 +28,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from store.accounts import Account
 from store.clock import iso_ms
 from store.contract import upload_link_contract, upload_status_contract
 from store.db import Tx
 from store.errors import StoreError, idempotency_conflict, invalid_request
+from store.limits import IDEMPOTENCY_RETENTION_MS
+from store.quota import check_quota
 from store.ratelimit import RateState
 from store.schemas import CreateUpload
-from store.service import (
-    IDEMPOTENCY_RETENTION_MS,
-    Account,
-    ArtifactService,
-    UploadResult,
-    UploadSession,
-    _check_quota,
-    _too_large,
-)
+from store.service import ArtifactService
+from store.uploads import UploadResult, UploadSession, too_large
 from store.validation import (
     CheckedFields,
     check_idempotency_key,
@@ -121,7 +117,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
     checked = _validate(service, fields)
     limit = service.upload_limit(account)
     if request.sizeBytes is not None and request.sizeBytes > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     sha256 = request.sha256.lower() if request.sha256 else None
     link_fp = _link_fingerprint(checked, request.sizeBytes, sha256)
     now = service.clock.now_ms()
@@ -148,7 +144,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
             current = tx.lock_account(account.id)
             if current is None:
                 raise StoreError("invalid_api_key", "The account of this API key no longer exists.")
-            _check_quota(Account.from_row(current), request.sizeBytes or 0)
+            check_quota(Account.from_row(current), request.sizeBytes or 0)
             inserted = tx.execute(
                 f"INSERT INTO upload_links ({LINK_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (account_id, idempotency_key) DO NOTHING",

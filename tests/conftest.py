@@ -2,7 +2,7 @@
 that runs the application's real lifespan.
 
 Every test that builds a service runs once per backend pair: ``sqlite`` (SQLite + local files) and
-``postgres`` (PostgreSQL + S3, real servers started once per session by :mod:`tests.servers`; per test
+``postgres`` (PostgreSQL + S3, real servers started once per session by :mod:`bench.servers`; per test
 an empty database cloned from a migrated template and an empty bucket, reused once emptied again: see
 :class:`Spares`). ``OUTPUTLAYER_TEST_BACKENDS`` (comma-separated) narrows the set, e.g.
 ``OUTPUTLAYER_TEST_BACKENDS=sqlite`` for a quick run.
@@ -24,9 +24,9 @@ import psycopg
 import psycopg.sql
 import pytest
 
+from bench.servers import RunningServer, S3Server, create_database, start_postgres, start_s3
 from rest.app import create_app
 from store import ArtifactService, ManualClock, Settings, migrate, open_service
-from tests.servers import RunningServer, S3Server, create_database, start_postgres, start_s3
 
 
 @pytest.fixture

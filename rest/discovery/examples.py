@@ -14,19 +14,24 @@ import hashlib
 import json
 from typing import Any
 
-from store.clock import iso_ms, parse_iso
-from store.contract import (
+from store import (
+    ERROR_KINDS,
+    SUPPORTED_MIME_TYPES,
+    Settings,
+    Urls,
     balance_contract,
     error_contract,
+    iso_ms,
     list_contract,
+    output_expired,
+    output_fields,
+    parse_iso,
     register_contract,
+    render_output,
     share_contract,
     upload_link_contract,
+    upload_not_completed,
 )
-from store.errors import ERROR_KINDS, output_expired, upload_not_completed
-from store.settings import Settings
-from store.validation import SUPPORTED_MIME_TYPES
-from store.views import Urls, output_fields, render_output
 
 API_KEY = "ol_live_a3f9..."
 ACCOUNT_ID = "key_01J..."

@@ -14,11 +14,12 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from store.capabilities import server_version
-from store.errors import ERROR_KINDS
-from store.ids import API_KEY_PREFIX
-from store.schemas import (
+from store import (
+    API_KEY_PREFIX,
     CURSOR_PATTERN,
+    ERROR_KINDS,
+    IDEMPOTENCY_KEY_MAX,
+    SUPPORTED_MIME_TYPES,
     AgentContract,
     Balance,
     Checkout,
@@ -31,12 +32,12 @@ from store.schemas import (
     OutputResource,
     Registered,
     RegisterKey,
+    Settings,
     ShareLink,
     UploadLink,
     UploadStatus,
+    server_version,
 )
-from store.settings import Settings
-from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"

@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from outputlayer_mcp.card import McpDescription, connection
-from store.capabilities import SERVER_NAME, server_version
-from store.ids import API_KEY_PREFIX
-from store.settings import Settings
+from store import API_KEY_PREFIX, SERVER_NAME, Settings, server_version
 
 
 def build_tool_card(settings: Settings, mcp: McpDescription) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, endpoint, route
 from rest.pages.render import Pages
-from store import StoreError, previews
-from store.validation import SUPPORTED_MIME_TYPES
+from store import SUPPORTED_MIME_TYPES, StoreError, previews
 
 # What a person is told when a link leads nowhere; anything else shows the error's own message.
 GONE_TITLES = {

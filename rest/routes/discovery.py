@@ -31,13 +31,17 @@ from rest.discovery.openapi import build_openapi
 from rest.discovery.toolcard import build_tool_card
 from rest.endpoint import Call, Handler, endpoint
 from rest.responses import JSONResponse
-from store import Settings, StoreError
-from store.capabilities import build_capabilities, server_version
-from store.contract import discovery_contract
-from store.errors import service_unavailable
-from store.ids import API_KEY_PREFIX
-from store.plans import max_upload_bytes
-from store.validation import SUPPORTED_MIME_TYPES
+from store import (
+    API_KEY_PREFIX,
+    SUPPORTED_MIME_TYPES,
+    Settings,
+    StoreError,
+    build_capabilities,
+    discovery_contract,
+    max_upload_bytes,
+    server_version,
+    service_unavailable,
+)
 
 DOCUMENTS_DIR = Path(__file__).resolve().parent.parent / "discovery"
 DOCS_ASSETS = "/docs/assets"

@@ -9,9 +9,7 @@ from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
-from store import StoreError
-from store.schemas import CreateShareLink
-from store.validation import store_error_from_validation
+from store import CreateShareLink, StoreError, gone_body, store_error_from_validation
 
 
 async def create_output(call: Call) -> Response:
@@ -52,8 +50,7 @@ async def list_outputs(call: Call) -> Response:
 async def get_output(call: Call) -> Response:
     result = await call.service.get_output(call.owner, call.request.path_params["output_id"])
     if result.gone:
-        body = {**result.body, "error": f"output_{result.status}", "request_id": call.request_id}
-        return JSONResponse(body, status_code=410)
+        return JSONResponse(gone_body(result, call.request_id), status_code=410)
     return JSONResponse(result.body)
 
 

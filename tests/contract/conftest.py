@@ -58,6 +58,10 @@ class Door(Protocol):
 
     async def get(self, output_id: str) -> Answer: ...
 
+    async def list(self, *, limit: int, cursor: str | None = None) -> Answer: ...
+
+    async def delete(self, output_id: str) -> Answer: ...
+
 
 class RestDoor:
     name = "rest"
@@ -89,6 +93,13 @@ class RestDoor:
 
     async def get(self, output_id: str) -> Answer:
         return self._answer(await self.http.get(f"/v1/outputs/{output_id}", headers=self.auth))
+
+    async def list(self, *, limit: int, cursor: str | None = None) -> Answer:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return self._answer(await self.http.get("/v1/outputs", params=params, headers=self.auth))
+
+    async def delete(self, output_id: str) -> Answer:
+        return self._answer(await self.http.delete(f"/v1/outputs/{output_id}", headers=self.auth))
 
 
 class McpDoor:
@@ -124,6 +135,12 @@ class McpDoor:
 
     async def get(self, output_id: str) -> Answer:
         return await self._call("get_artifact", {"output_id": output_id})
+
+    async def list(self, *, limit: int, cursor: str | None = None) -> Answer:
+        return await self._call("list_artifacts", {"limit": limit} | ({"cursor": cursor} if cursor else {}))
+
+    async def delete(self, output_id: str) -> Answer:
+        return await self._call("delete_artifact", {"output_id": output_id})
 
 
 @pytest.fixture(params=["rest", "mcp"])

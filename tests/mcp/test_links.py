@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from store.direct import INLINE_CONTENT_MAX_BYTES
+from store.content_sources import INLINE_CONTENT_MAX_BYTES
 from tests.mcp.conftest import call, ok
 
 pytestmark = pytest.mark.anyio

@@ -35,7 +35,7 @@ async def test_local_account_is_created_once_and_remembered(service: ArtifactSer
     assert len(set(found)) == 1 and accounts(service) == 1
     key_file = settings.data_dir / LOCAL_KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    account = await service.authenticate(f"Bearer {key_file.read_text().strip()}")
+    account = await service.authenticate(key_file.read_text().strip())
     assert account.id == found[0] and account.free_remaining == settings.free_uploads
 
 

@@ -16,7 +16,7 @@ from outputlayer_mcp import OutputLayerMCP, build_mcp_server
 from outputlayer_mcp.schemas import ArtifactResult
 from store import Account, ArtifactService, ManualClock
 from store.clock import iso_ms
-from store.direct import INLINE_CONTENT_MAX_BYTES
+from store.content_sources import INLINE_CONTENT_MAX_BYTES
 from store.settings import RateLimits
 from tests.factories import break_blob_commits
 from tests.mcp.conftest import call, count_outputs, first_action, new_account, ok, refused, with_settings
@@ -579,7 +579,7 @@ async def test_unexpected_failures_are_server_errors(
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr("store.direct.fetch", broken)
+    monkeypatch.setattr("store.content_sources.fetch", broken)
     body = refused(await call(mcp, "get_artifact", output_id="out_x"), "server_error")
     assert "secret" not in body["message"] and body["agent_contract"]["retryable"] is True
     retry = body["agent_contract"]["next_actions"][0]
@@ -595,7 +595,7 @@ async def test_legacy_handshake_clients_work(server: OutputLayerMCP) -> None:
 
 def test_paths_outside_roots_are_not_probed(tmp_path: Path) -> None:
     """Whether a file exists outside the roots is not revealed: both answers are the same refusal."""
-    from store.direct import file_source
+    from store.content_sources import file_source
     from store.errors import StoreError
 
     root = tmp_path / "root"

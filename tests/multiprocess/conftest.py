@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import RunningServer, S3Server, create_database
 from tests.conftest import BACKENDS
 from tests.multiprocess.cluster import Backend
-from tests.servers import RunningServer, S3Server, create_database
 
 
 def fresh_bucket_url(s3: S3Server) -> str:

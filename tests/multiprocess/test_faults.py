@@ -18,6 +18,15 @@ from typing import Any
 import httpx2
 import pytest
 
+from bench.servers import (
+    DATABASE_URL_ENV,
+    S3_URL_ENV,
+    RunningServer,
+    S3Server,
+    create_database,
+    start_postgres,
+    start_s3,
+)
 from tests.conftest import BACKENDS
 from tests.multiprocess.cluster import (
     Backend,
@@ -31,15 +40,6 @@ from tests.multiprocess.cluster import (
 )
 from tests.multiprocess.cluster import request as http
 from tests.multiprocess.conftest import fresh_bucket_url
-from tests.servers import (
-    DATABASE_URL_ENV,
-    S3_URL_ENV,
-    RunningServer,
-    S3Server,
-    create_database,
-    start_postgres,
-    start_s3,
-)
 
 pytestmark = pytest.mark.slow
 

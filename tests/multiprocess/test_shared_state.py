@@ -18,6 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from bench.servers import S3Server
 from store import migrate, open_blob_store, open_database
 from tests.conftest import BACKENDS
 from tests.multiprocess.cluster import (
@@ -34,7 +35,6 @@ from tests.multiprocess.cluster import (
     upload,
 )
 from tests.multiprocess.conftest import fresh_bucket_url
-from tests.servers import S3Server
 
 pytestmark = pytest.mark.slow
 

@@ -43,7 +43,7 @@ def quota(response: httpx2.Response) -> tuple[int, int, int, int]:
 
 
 async def account_id(service: ArtifactService, auth: dict[str, str]) -> str:
-    return (await service.authenticate(auth["Authorization"])).id
+    return (await service.authenticate(auth["Authorization"].removeprefix("Bearer "))).id
 
 
 @contextlib.asynccontextmanager

@@ -631,7 +631,7 @@ async def test_examples_replay_against_this_server(
     await replay.check("quota_exhausted", key=other)
 
     # An upload holding its key while a second request with the same key arrives.
-    owner = await service.authenticate(f"Bearer {registered.json()['apiKey']}")
+    owner = await service.authenticate(registered.json()["apiKey"])
     async with await service.begin_upload(owner, "in-flight-pdf", content_length=None, wire="direct"):
         await replay.check("idempotency_in_flight", idempotency_key="in-flight-pdf")
 

@@ -701,7 +701,7 @@ async def test_key_in_flight_is_503_then_reclaimed_after_60_seconds(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock, service: ArtifactService
 ) -> None:
     """A claimed key answers 503 idempotency_in_flight with Retry-After 5; a dead slot is reclaimed after 60 s."""
-    account = await service.authenticate(auth["Authorization"])
+    account = await service.authenticate(auth["Authorization"].removeprefix("Bearer "))
     session = await service.begin_upload(account, "busy", content_length=None, content_type="application/json")
     response = await upload(client, auth, key="busy")
     body = assert_error(response, 503, "idempotency_in_flight", retryable=True, action="retry_after_wait")

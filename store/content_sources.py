@@ -1,4 +1,4 @@
-"""Direct access: the artifact use cases for callers that hold their arguments and bytes in hand
+"""Content sources for MCP: the artifact use cases for callers that hold their arguments and bytes in hand
 instead of reading an HTTP body. The MCP server (``outputlayer_mcp``) is such a caller; this module
 owns the rules that only such callers need, so its tools merely translate:
 
@@ -34,9 +34,12 @@ from typing import Any, Literal, Protocol
 import anyio
 
 from store import sharing, upload_links
+from store.accounts import Account
 from store.base64text import unwrap_base64
 from store.errors import StoreError, invalid_request
-from store.service import Account, ArtifactService, Content, OutputResult, UploadResult, _too_large
+from store.outputs import Content, OutputResult
+from store.service import ArtifactService
+from store.uploads import UploadResult, too_large
 from store.validation import SUPPORTED_MIME_TYPES, fingerprint, validate_fields
 
 INLINE_CONTENT_MAX_BYTES = 262_144
@@ -101,7 +104,7 @@ def base64_source(text: str, limit: int) -> Base64Source:
     padding = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
     size = len(text) * 3 // 4 - padding
     if size > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     if len(text) % 4:
         raise _bad_base64()
     return Base64Source(text, size)
@@ -111,13 +114,13 @@ def text_source(text: str, limit: int) -> BytesSource:
     """Content sent as text, stored as its UTF-8 bytes."""
     # Every character is at least one byte: a text longer than the limit is refused before encoding.
     if len(text) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise invalid_request("content_text must be valid Unicode text.") from None
     if len(data) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     return BytesSource(data)
 
 
@@ -181,7 +184,7 @@ def file_source(path: str, roots: Sequence[Path], limit: int) -> FileSource:
     if not stat.S_ISREG(info.st_mode):
         raise invalid_request(f"The path {path!r} is not a regular file.")
     if info.st_size > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     return FileSource(resolved, info.st_size, info.st_dev, info.st_ino)
 
 

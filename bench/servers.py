@@ -1,4 +1,4 @@
-"""Real PostgreSQL and S3 servers for the test suite.
+"""Real PostgreSQL and S3 servers for the test suite and the benchmark (which imports nothing from tests/).
 
 This module owns the backend server processes that tests run against: it lays
 out their data and log files under a caller-given base directory, picks free

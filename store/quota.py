@@ -1,0 +1,53 @@
+"""Quota: the only arithmetic on an account's upload units and storage bytes.
+
+An upload costs one unit (free uploads first, then credits) and adds its bytes; deleting or expiring a
+ready output gives its bytes back (the unit is not refunded). Every caller that checks, charges or gives
+back goes through these functions, so the storage invariant (SPEC section 7) has one author.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from store.accounts import Account
+    from store.db import Tx
+
+
+def check_quota(account: Account, size: int) -> None:
+    """Refuse an upload of ``size`` bytes the account cannot pay for or hold."""
+    if account.free_remaining <= 0 and account.credits_remaining <= 0:
+        raise StoreError("quota_exhausted", "No free quota or credits remaining. Purchase credits to continue.")
+    if account.storage_used_bytes + size > account.storage_limit_bytes:
+        raise StoreError(
+            "storage_limit_reached",
+            f"Storing {size} more bytes would exceed the storage limit of {account.storage_limit_bytes} bytes "
+            f"({account.storage_used_bytes} used). Delete outputs or buy a pack.",
+        )
+
+
+def charge_upload(tx: Tx, account: Account, size: int) -> Account:
+    """Take one unit and add ``size`` bytes (the account row is locked by the caller); the account after."""
+    free_used = 1 if account.free_remaining > 0 else 0
+    tx.execute(
+        "UPDATE accounts SET free_remaining = free_remaining - ?, credits_remaining = credits_remaining - ?, "
+        "storage_used_bytes = storage_used_bytes + ? WHERE id = ?",
+        (free_used, 1 - free_used, size, account.id),
+    )
+    return type(account)(
+        account.id,
+        account.plan_tier,
+        account.free_remaining - free_used,
+        account.credits_remaining - (1 - free_used),
+        account.storage_used_bytes + size,
+        account.storage_limit_bytes,
+    )
+
+
+def give_back_storage(tx: Tx, account_id: str, size: int) -> None:
+    """Return the bytes of a ready output that was just deleted or expired (exactly once, by the caller's
+    conditional status update)."""
+    tx.lock_account(account_id)
+    tx.execute("UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ?", (size, account_id))
