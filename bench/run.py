@@ -302,8 +302,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add(
         "--profile",
         type=Path,
-        help="record each measured run of the first configuration with py-spy (pip install py-spy) "
-        "into this directory, as speedscope JSON and a top-functions text file; slows that server down",
+        help="record each measured run of the OutputLayer servers with py-spy (pip install py-spy) into this "
+        "directory as collapsed stacks (summarise them with bench/profile_summary.py); slows the servers down",
     )
     add("--startup-timeout", type=float, default=90.0, help="seconds to wait for GET /health" + dflt)
     add("--stop-timeout", type=float, default=15.0, help="seconds from SIGTERM to SIGKILL" + dflt)
@@ -872,7 +872,7 @@ class Bench:
     @contextlib.contextmanager
     def profiling(self, target: Target, scenario: Scenario, round_number: int) -> Iterator[None]:
         """py-spy on the first configuration's server processes during a measured run (--profile)."""
-        if self.args.profile is None or target is not self.targets[0 if not self.targets[0].is_ceiling else 1]:
+        if self.args.profile is None or target.is_ceiling:
             yield
             return
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -889,6 +889,7 @@ class Bench:
             "--subprocesses",
             "--rate",
             "250",
+            "--threads",
             "--nonblocking",
             "--format",
             "raw",
