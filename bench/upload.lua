@@ -5,6 +5,8 @@
 --   BENCH_UPLOAD_BODY  the JSON request body (required)
 --   BENCH_RUN_ID       a token unique to this wrk run, so keys never repeat
 --                      across runs against the same server (e.g. warm-up)
+--   BENCH_KEYS         optional: API keys, comma-separated; each request uses
+--                      the next one (uploads spread over several accounts)
 --
 -- Keys look like "bench-<run id>-t<thread>-<counter>": setup() numbers the
 -- threads 1..N and each thread counts its own requests, so two threads can
@@ -34,6 +36,7 @@ end
 local headers = {}
 local counter = 0
 local key_prefix = ""
+local keys = {}
 
 function init(args)
    -- wrk.format() uses the table it is given instead of wrk.headers, so copy
@@ -42,10 +45,17 @@ function init(args)
       headers[name] = value
    end
    key_prefix = string.format("bench-%s-t%d-", run_id, thread_id)
+   for key in string.gmatch(os.getenv("BENCH_KEYS") or "", "([^,]+)") do
+      keys[#keys + 1] = "Bearer " .. key
+   end
 end
 
 function request()
    counter = counter + 1
    headers["Idempotency-Key"] = key_prefix .. counter
+   if #keys > 0 then
+      -- Threads start at different keys so the accounts are loaded evenly.
+      headers["Authorization"] = keys[(counter + thread_id) % #keys + 1]
+   end
    return wrk.format(nil, nil, headers, nil)
 end

@@ -6,7 +6,8 @@ All instants inside the store are integer milliseconds since the Unix epoch (UTC
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -34,10 +35,36 @@ class ManualClock:
         self._now += int(seconds * 1000)
 
 
+_MS_PER_DAY = 86_400_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# Days from 1970-01-01 to 10000-01-01: the fast path covers every instant a four-digit year can name.
+_LAST_DAY = date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_MILLIS_AND_ZONE = tuple(f".{n:03d}Z" for n in range(1000))
+
+
 def iso_ms(instant_ms: int) -> str:
-    """ISO 8601 UTC with milliseconds and ``Z``: ``2026-03-11T14:22:00.000Z``."""
-    seconds, millis = divmod(instant_ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    """ISO 8601 UTC with milliseconds and ``Z``: ``2026-03-11T14:22:00.000Z``.
+
+    Called for every timestamp of every rendered output (two or three per item of a listing), so
+    the date part is computed once per day and the rest is integer arithmetic and table lookups
+    (time.strftime cost ~1.4 µs a call). Instants outside years 1970-9999 take the slow path.
+    """
+    day, ms_of_day = divmod(instant_ms, _MS_PER_DAY)
+    if not 0 <= day <= _LAST_DAY:
+        seconds, millis = divmod(instant_ms, 1000)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    seconds_of_day, millis = divmod(ms_of_day, 1000)
+    minutes_of_day, second = divmod(seconds_of_day, 60)
+    hour, minute = divmod(minutes_of_day, 60)
+    two = _TWO_DIGITS
+    return f"{_date_prefix(day)}{two[hour]}:{two[minute]}:{two[second]}{_MILLIS_AND_ZONE[millis]}"
+
+
+@lru_cache(maxsize=1024)
+def _date_prefix(day: int) -> str:
+    """``YYYY-MM-DDT`` of the day ``day`` days after 1970-01-01."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
 
 
 def parse_iso(text: str) -> int | None:

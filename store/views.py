@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from store.clock import iso_ms
 from store.contract import output_contract
@@ -13,6 +16,9 @@ OUTPUT_COLUMNS = (
     "id, account_id, status, label, mime_type, size_bytes, sha256, public, metadata, blob_key, created_at, "
     "expires_at, deleted_at"
 )
+
+# Integers orjson may not keep exact (it reads those beyond 64 bits as floats).
+_LONG_DIGIT_RUN = re.compile(r"[0-9]{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,23 @@ def expires_in_seconds(expires_at_ms: int, now_ms: int) -> int | None:
     return remaining if remaining > 0 else None
 
 
+def parse_metadata(text: str) -> Any:
+    """The stored metadata column as JSON values (a fresh object every call: callers may change it).
+
+    orjson parses ~6x faster than json, which matters at 100 items a listing page. It differs from
+    json on a few documents: it refuses some (lone surrogate escapes, NaN) and reads integers beyond
+    64 bits as floats, so a document with a run of 19+ digits or one orjson refuses goes to json.
+    """
+    if text == "{}":
+        return {}
+    if _LONG_DIGIT_RUN.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def output_fields(row: dict[str, Any], status: str, urls: Urls) -> dict[str, Any]:
     ready = status == "ready"
     output_id = row["id"]
@@ -50,7 +73,7 @@ def output_fields(row: dict[str, Any], status: str, urls: Urls) -> dict[str, Any
         "expiresAt": iso_ms(row["expires_at"]),
         "publicUrl": f"{urls.public_base_url}/{output_id}" if ready and row["public"] else None,
         "contentUrl": f"{urls.base_url}/v1/outputs/{output_id}/content" if ready else None,
-        "metadata": json.loads(row["metadata"]),
+        "metadata": parse_metadata(row["metadata"]),
     }
     if status == "deleted" and row["deleted_at"] is not None:
         body["deletedAt"] = iso_ms(row["deleted_at"])
