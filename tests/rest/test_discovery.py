@@ -23,6 +23,8 @@ from store.validation import SUPPORTED_MIME_TYPES
 from tests.conftest import assert_contract
 from tests.factories import Fault, FaultyBlobs
 
+pytestmark = pytest.mark.any_backend
+
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 JSON_DOCUMENTS = ("/v1/capabilities", "/v1/tool", "/v1/schema", "/v1/examples", "/.well-known/agent.json")
 TEXT_DOCUMENTS = {"/AGENTS.md": "text/markdown; charset=utf-8", "/llms.txt": "text/plain; charset=utf-8"}

@@ -87,6 +87,7 @@ async def assert_nothing_stored(client: httpx2.AsyncClient, auth: dict[str, str]
 # --- missing_idempotency_key -----------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "headers",
     [pytest.param({}, id="no-header"), pytest.param({"Idempotency-Key": ""}, id="empty-header")],
@@ -102,6 +103,7 @@ async def test_upload_without_an_idempotency_key_is_400_missing_idempotency_key(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("key", "status", "code"),
     [
@@ -129,6 +131,7 @@ async def test_idempotency_key_must_be_1_to_255_printable_ascii_characters(
 # --- invalid_mime_type -----------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "mime",
     [
@@ -155,6 +158,7 @@ async def test_unsupported_mime_type_is_400_invalid_mime_type(
 # --- payload_too_large -----------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_json_body_over_1_mib_is_payload_too_large_by_content_length(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
@@ -170,6 +174,7 @@ async def test_json_body_over_1_mib_is_payload_too_large_by_content_length(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_chunked_json_body_over_1_mib_is_cut_off_mid_stream(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
@@ -184,6 +189,7 @@ async def test_chunked_json_body_over_1_mib_is_cut_off_mid_stream(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"max_upload_bytes": 1000}, id="1000-byte-limit")])
 @pytest.mark.anyio
 async def test_multipart_over_the_limit_is_payload_too_large_by_content_length(
@@ -226,6 +232,7 @@ async def test_chunked_multipart_over_the_limit_is_cut_off_mid_stream(
     assert retry.json()["sizeBytes"] == 1000
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"max_upload_bytes": 1000}, id="1000-byte-limit")])
 @pytest.mark.anyio
 async def test_json_content_over_the_file_limit_is_payload_too_large(
@@ -247,6 +254,7 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -278,6 +286,7 @@ async def test_metadata_rules_answer_400_invalid_metadata(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -299,6 +308,7 @@ async def test_metadata_at_the_limits_is_accepted(
     assert response.json()["metadata"] == metadata
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "value",
     [
@@ -321,6 +331,7 @@ async def test_multipart_metadata_rules_answer_400_invalid_metadata(
 # --- invalid_expiry --------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "expires_at",
     [
@@ -348,6 +359,7 @@ async def test_expiry_rules_answer_400_invalid_expiry(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("expires_at", "seconds"),
     [
@@ -379,6 +391,7 @@ async def test_expiry_within_the_window_is_accepted(
 # --- invalid_request -------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "document",
     [
@@ -411,6 +424,7 @@ async def test_json_upload_rules_answer_400_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "raw",
     [pytest.param(b"", id="empty-body"), pytest.param(b'{"mimeType": ', id="malformed-json")],
@@ -426,6 +440,7 @@ async def test_unparseable_json_upload_is_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_label_of_200_characters_is_accepted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """The label limit is inclusive."""
@@ -434,6 +449,7 @@ async def test_label_of_200_characters_is_accepted(client: httpx2.AsyncClient, a
     assert response.json()["label"] == "é" * 200
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "parts",
     [
@@ -475,6 +491,7 @@ async def test_multipart_upload_rules_answer_400_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -504,6 +521,7 @@ async def test_other_upload_bodies_and_content_types_are_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "query",
     [
@@ -545,6 +563,7 @@ KEY_ROUTES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "query",
     [
@@ -573,6 +592,7 @@ async def test_a_key_in_the_query_string_is_refused_on_every_route(
     assert wrong == []
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_a_key_in_the_query_string_is_refused_on_the_paypal_webhook(
     client: httpx2.AsyncClient, api_key: str
@@ -598,6 +618,7 @@ AUTH_ROUTES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("make_headers", "code"),
     [
@@ -626,6 +647,7 @@ async def test_authentication_failures_answer_401_with_register_key(
         assert not any(name in response.headers for name in QUOTA_HEADERS), path
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_the_bearer_scheme_is_case_insensitive(client: httpx2.AsyncClient, api_key: str) -> None:
     """``bearer <key>`` authenticates like ``Bearer <key>``."""
@@ -636,6 +658,7 @@ async def test_the_bearer_scheme_is_case_insensitive(client: httpx2.AsyncClient,
 # --- not_found / wrong_method ----------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "path",
     [
@@ -653,6 +676,7 @@ async def test_unknown_paths_are_404_not_found(client: httpx2.AsyncClient, auth:
     assert (check["method"], check["endpoint"]) == ("GET", "/v1/capabilities")
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "path", "action", "endpoint"),
     [
@@ -688,6 +712,7 @@ async def test_wrong_method_on_a_known_path_is_405_pointing_at_the_right_method(
     assert (right["method"], right["endpoint"]) == endpoint
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
@@ -720,6 +745,7 @@ RATE_CASES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.parametrize(("method", "path"), RATE_CASES)
 @pytest.mark.anyio
@@ -753,6 +779,7 @@ async def test_rate_limit_answers_429_pointing_at_the_request_that_failed(
     assert (await send()).status_code != 429
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.parametrize(
     "target",
@@ -773,6 +800,7 @@ async def test_rate_limit_retry_action_keeps_the_query_of_the_request_that_faile
     assert first_action(body)["endpoint"] == target
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.anyio
 async def test_route_families_have_separate_budgets(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
@@ -804,6 +832,7 @@ async def test_idempotent_replays_do_not_consume_the_upload_budget(
     assert late_replay.json()["outputId"] == first.json()["outputId"]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "settings_overrides", [pytest.param({"rate_limits_enabled": False, "rate_limits": SMALL_LIMITS}, id="off")]
 )
@@ -819,6 +848,7 @@ async def test_rate_limits_off_lets_every_request_through(client: httpx2.AsyncCl
 # --- server_error ----------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_an_unexpected_failure_is_a_500_server_error_without_details(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, monkeypatch: pytest.MonkeyPatch
@@ -843,6 +873,7 @@ async def test_an_unexpected_failure_is_a_500_server_error_without_details(
 # --- headers on every response ---------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_quota_headers_are_on_every_authenticated_response_including_errors(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
@@ -885,6 +916,7 @@ async def test_quota_headers_are_on_every_authenticated_response_including_error
     assert responses["upload 201"].headers["x-outputlayer-free-remaining"] == "4"
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_every_response_carries_a_unique_request_id(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """X-Request-Id (req_ + ULID) is on every response, and error bodies repeat it."""

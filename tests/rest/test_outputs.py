@@ -236,6 +236,7 @@ async def test_multipart_content_streamed_in_small_chunks_is_stored_intact(
     assert service.check().problems == []
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("sent", "stored"),
     [
@@ -285,6 +286,7 @@ async def test_get_counts_down_expires_in_seconds(
     assert assert_contract(response.json())["expires_in_seconds"] == WEEK - 101
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_get_of_an_unknown_output_is_404_output_not_found(
     client: httpx2.AsyncClient, auth: dict[str, str]
@@ -294,6 +296,7 @@ async def test_get_of_an_unknown_output_is_404_output_not_found(
     assert_error(response, 404, "output_not_found", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
     [
@@ -420,6 +423,7 @@ async def test_deleting_an_expired_output_is_410_output_expired(
     assert_error(response, 410, "output_expired", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_deleting_an_unknown_output_is_404(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """DELETE of an id that never existed answers 404 output_not_found."""
@@ -430,6 +434,7 @@ async def test_deleting_an_unknown_output_is_404(client: httpx2.AsyncClient, aut
 # --- list ------------------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_list_of_a_new_account_is_empty(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """No outputs: an empty page, no next page, create_new_output recommended."""
@@ -491,6 +496,7 @@ async def test_cursor_pagination_walks_every_output_once_newest_first(
     assert len(set(seen)) == 25
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_list_limit_bounds_are_accepted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """limit=1 and limit=100 are both valid."""
@@ -876,6 +882,7 @@ async def test_share_link_dies_when_the_output_is_deleted(client: httpx2.AsyncCl
     assert_error(await client.get(url), 410, "output_deleted", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_tampered_share_link_is_404(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """A share link whose expiry or signature was altered answers 404 output_not_found."""
@@ -904,6 +911,7 @@ async def test_share_of_a_public_output_returns_its_public_url(
     assert_contract(body)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("document", "code"),
     [
