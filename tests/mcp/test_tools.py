@@ -18,8 +18,8 @@ from store import Account, ArtifactService, ManualClock
 from store.clock import iso_ms
 from store.content_sources import INLINE_CONTENT_MAX_BYTES
 from store.settings import RateLimits
-from tests.factories import break_blob_commits
-from tests.mcp.conftest import call, count_outputs, first_action, new_account, ok, refused, with_settings
+from tests.factories import break_blob_commits, first_action, overrides
+from tests.mcp.conftest import call, count_outputs, new_account, ok, refused
 
 pytestmark = pytest.mark.anyio
 
@@ -243,7 +243,7 @@ async def test_save_refusals_have_the_rest_codes(
 
 
 @pytest.mark.any_backend
-@with_settings(free_uploads=100, max_upload_bytes=1000)
+@overrides(free_uploads=100, max_upload_bytes=1000)
 @pytest.mark.parametrize("form", ["content_base64", "content_text", "path"])
 async def test_too_large_is_refused_before_decoding(
     mcp: Client, service: ArtifactService, account: Account, files: Path, form: str
@@ -257,7 +257,7 @@ async def test_too_large_is_refused_before_decoding(
     ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="y" * 1000))
 
 
-@with_settings(free_uploads=1)
+@overrides(free_uploads=1)
 async def test_quota_exhausted(mcp: Client, service: ArtifactService, account: Account) -> None:
     await save_text(mcp, "one")
     body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="two"), "quota_exhausted")
@@ -267,7 +267,7 @@ async def test_quota_exhausted(mcp: Client, service: ArtifactService, account: A
     assert (await save_text(mcp, "one"))["replayed"] is True
 
 
-@with_settings(free_uploads=100, storage_limit_bytes=10)
+@overrides(free_uploads=100, storage_limit_bytes=10)
 async def test_storage_limit_reached(mcp: Client, service: ArtifactService, account: Account) -> None:
     body = refused(
         await call(mcp, "save_artifact", mime_type="text/plain", content_text="x" * 11), "storage_limit_reached"
@@ -277,7 +277,7 @@ async def test_storage_limit_reached(mcp: Client, service: ArtifactService, acco
 
 
 @pytest.mark.any_backend
-@with_settings(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
+@overrides(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
 async def test_rate_limited(mcp: Client) -> None:
     saved = ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))
     body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="b"), "rate_limited")

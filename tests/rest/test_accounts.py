@@ -14,6 +14,7 @@ import pytest
 from rest.app import create_app
 from store import ArtifactService, ManualClock, Settings
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.factories import action_codes
 
 API_KEY = re.compile(r"^ol_live_[0-9a-f]{64}$")
 ACCOUNT_ID = re.compile(r"^key_[0-9A-HJKMNP-TV-Z]{26}$")
@@ -30,10 +31,6 @@ async def upload(
 ) -> httpx2.Response:
     body = {"mimeType": "text/plain", "content": b64(data)}
     return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
-
-
-def action_codes(body: dict[str, Any]) -> list[str]:
-    return [a["action"] for a in body["agent_contract"]["next_actions"]]
 
 
 def quota(response: httpx2.Response) -> tuple[int, int, int, int]:

@@ -13,6 +13,7 @@ import pytest
 
 from store import ArtifactService, ManualClock, StoreError, iso_ms
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.factories import action_codes, multipart
 
 WEEK = 604_800
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -53,28 +54,10 @@ async def upload(
     return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
 
 
-def multipart(parts: list[tuple[str, bytes, str | None]], boundary: str = "olb0undary") -> tuple[bytes, dict[str, str]]:
-    """A multipart/form-data body with the parts in exactly the given order (name, value, filename)."""
-    out = bytearray()
-    for name, value, filename in parts:
-        out += f"--{boundary}\r\n".encode()
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"Content-Disposition: {disposition}\r\n".encode()
-        if filename:
-            out += b"Content-Type: application/octet-stream\r\n"
-        out += b"\r\n" + value + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-
-
 async def register(client: httpx2.AsyncClient) -> dict[str, str]:
     response = await client.post("/v1/keys/register", json={})
     assert response.status_code == 201
     return {"Authorization": f"Bearer {response.json()['apiKey']}"}
-
-
-def action_codes(body: dict[str, Any]) -> list[str]:
-    return [a["action"] for a in body["agent_contract"]["next_actions"]]
 
 
 def find_action(body: dict[str, Any], code: str) -> dict[str, Any]:
