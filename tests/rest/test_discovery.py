@@ -20,7 +20,7 @@ from store.errors import ERROR_KINDS
 from store.schemas import CreateOutput
 from store.settings import RateLimits
 from store.validation import SUPPORTED_MIME_TYPES
-from tests.conftest import assert_contract
+from tests.conftest import BACKENDS, assert_contract
 from tests.factories import Fault, FaultyBlobs, first_action
 
 pytestmark = pytest.mark.any_backend
@@ -163,6 +163,7 @@ def test_bundled_swagger_ui_renders_openapi_31() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)  # /ready pings each backend its own way
 async def test_health_and_ready(client: httpx2.AsyncClient) -> None:
     health = await client.get("/health")
     assert health.status_code == 200
