@@ -80,6 +80,26 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+# Where the backend cannot change the answer (routes, headers, messages, schemas), one pair is enough.
+ANY_BACKEND = "sqlite" if "sqlite" in BACKENDS else BACKENDS[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``any_backend`` runs on :data:`ANY_BACKEND` only, not on every pair of ``backend``
+    (added as a ``parametrize`` mark, which pytest lets win over the fixture's own params)."""
+    definition = metafunc.definition
+    if "backend" not in metafunc.fixturenames or not definition.get_closest_marker("any_backend"):
+        return
+    if not any("backend" in _parametrized_names(mark) for mark in definition.iter_markers("parametrize")):
+        definition.add_marker(pytest.mark.parametrize("backend", [ANY_BACKEND], indirect=True))
+
+
+def _parametrized_names(mark: pytest.Mark) -> list[str]:
+    names = mark.kwargs.get("argnames", mark.args[0] if mark.args else ())
+    return [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
+
+
 class Spares:
     """Databases and buckets that finished tests left, emptied back to the template's state, for reuse.
 

@@ -1,4 +1,5 @@
-"""Small plain helpers for store-level tests: accounts, uploads and looking at the state behind them."""
+"""Small plain helpers shared by the tests: accounts, uploads, the state behind them, request bodies
+and the actions an answer recommends."""
 
 from __future__ import annotations
 
@@ -261,3 +262,36 @@ class FaultyBlobs:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+# --- request bodies and answers (REST and MCP tests) -----------------------------------------
+
+
+def multipart(
+    parts: list[tuple[str, bytes, str | None]],
+    boundary: str = "olb0undary",
+    *,
+    file_type: str | None = "application/octet-stream",
+) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with the parts in exactly the given order (name, value, filename);
+    a part with a filename carries ``file_type`` as its Content-Type (none when ``None``)."""
+    out = bytearray()
+    for name, value, filename in parts:
+        out += f"--{boundary}\r\n".encode()
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"Content-Disposition: {disposition}\r\n".encode()
+        if filename and file_type:
+            out += f"Content-Type: {file_type}\r\n".encode()
+        out += b"\r\n" + value + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def action_codes(body: dict[str, Any]) -> list[str]:
+    """The codes of an answer's next actions, recommended first."""
+    return [a["action"] for a in body["agent_contract"]["next_actions"]]
+
+
+def first_action(body: dict[str, Any]) -> str:
+    """The code of an answer's recommended action."""
+    return action_codes(body)[0]

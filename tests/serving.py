@@ -64,26 +64,55 @@ def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path
     raise RuntimeError(f"server not healthy after {timeout}s:\n{log_path.read_text()[-3000:]}")
 
 
-@contextlib.contextmanager
-def running_server(
-    data_dir: Path, env: Mapping[str, str] | None = None, *, port: int | None = None
-) -> Iterator[Server]:
-    """Start ``outputlayer serve`` on a free port with ``OUTPUTLAYER_*`` from ``env``; always stopped after."""
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"serve-{port}.log"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPUTLAYER_")}
-    full_env.update({"OUTPUTLAYER_DATA_DIR": str(data_dir), **(env or {})})
+def child_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a server process: ours without ``OUTPUTLAYER_*``, then ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPUTLAYER_")}
+    return env | dict(settings)
+
+
+def spawn(log_dir: Path, env: Mapping[str, str]) -> Server:
+    """Start one ``outputlayer serve`` on a free port with exactly ``env``; not yet waited for."""
+    port = free_port()
+    log_path = log_dir / f"serve-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [OUTPUTLAYER, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=full_env,
+            env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    return Server(process, f"http://127.0.0.1:{port}", log_path)
+
+
+@contextlib.contextmanager
+def running_servers(log_dir: Path, settings: Mapping[str, str], count: int = 1) -> Iterator[list[Server]]:
+    """``count`` ``outputlayer serve`` processes with ``OUTPUTLAYER_*`` from ``settings``, started together
+    and each waited for until healthy; all stopped after."""
+    env = child_env(settings)
+    servers: list[Server] = []
     try:
-        wait_healthy(server.base_url, process, log_path)
-        yield server
+        servers.extend(spawn(log_dir, env) for _ in range(count))
+        for index in range(count):
+            for attempt in range(3):
+                server = servers[index]
+                try:
+                    wait_healthy(server.base_url, server.process, server.log_path, timeout=60.0)
+                    break
+                except RuntimeError:
+                    # The free port was taken by another process before the server bound it: pick another.
+                    if attempt == 2 or "address already in use" not in server.log_path.read_text():
+                        raise
+                    servers[index] = spawn(log_dir, env)
+        yield servers
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+
+
+@contextlib.contextmanager
+def running_server(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """Start ``outputlayer serve`` on a free port over ``data_dir`` with ``OUTPUTLAYER_*`` from ``env``;
+    always stopped after."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with running_servers(data_dir, {"OUTPUTLAYER_DATA_DIR": str(data_dir), **(env or {})}) as (server,):
+        yield server

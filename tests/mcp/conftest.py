@@ -19,12 +19,6 @@ from tests.conftest import assert_contract
 _ips = itertools.count(1)
 
 
-def with_settings(**values: Any) -> pytest.MarkDecorator:
-    """Run a test with these settings (replaces the ``settings_overrides`` fixture)."""
-    label = ",".join(f"{name}={value}" for name, value in values.items())
-    return pytest.mark.parametrize("settings_overrides", [pytest.param(values, id=label)])
-
-
 async def new_account(service: ArtifactService) -> Account:
     n = next(_ips)
     body, _ = await service.register({}, f"10.9.{n // 256}.{n % 256}")
@@ -79,11 +73,6 @@ def refused(result: CallToolResult, code: str) -> dict[str, Any]:
     assert result.content[0].type == "text" and code in result.content[0].text
     assert_contract(body)
     return body
-
-
-def first_action(body: dict[str, Any]) -> str:
-    action: str = body["agent_contract"]["next_actions"][0]["action"]
-    return action
 
 
 def count_outputs(service: ArtifactService, account: Account, status: str | None = None) -> int:

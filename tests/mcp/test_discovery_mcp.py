@@ -13,7 +13,7 @@ import pytest
 from outputlayer_mcp import build_mcp_server
 from store import ArtifactService, Settings
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.any_backend]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from store import Account, ArtifactService, ManualClock
 from store.clock import iso_ms
 from store.content_sources import INLINE_CONTENT_MAX_BYTES
 from store.settings import RateLimits
-from tests.factories import break_blob_commits
-from tests.mcp.conftest import call, count_outputs, first_action, new_account, ok, refused, with_settings
+from tests.factories import break_blob_commits, first_action, overrides
+from tests.mcp.conftest import call, count_outputs, new_account, ok, refused
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +51,7 @@ async def full(mcp: Client, saved: dict[str, Any]) -> dict[str, Any]:
 # --- the tool list ---------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 async def test_tool_list_is_truthful(mcp: Client) -> None:
     tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
     assert set(tools) == TOOLS
@@ -80,12 +81,14 @@ async def test_tool_list_is_truthful(mcp: Client) -> None:
     assert all("title" not in prop for tool in tools.values() for prop in tool.input_schema["properties"].values())
 
 
+@pytest.mark.any_backend
 async def test_tools_list_fits_the_budget(mcp: Client) -> None:
     """SPEC section 11: the whole tools/list answer is at most 8,000 characters."""
     listed = await mcp.list_tools()
     assert len(listed.model_dump_json(by_alias=True, exclude_none=True)) <= 8000
 
 
+@pytest.mark.any_backend
 async def test_error_results_conform_to_the_output_schema(mcp: Client) -> None:
     """Clients that validate structuredContent even on errors must accept the error envelope."""
     body = refused(await call(mcp, "get_artifact", output_id="out_nope"), "output_not_found")
@@ -191,6 +194,7 @@ async def test_explicit_key_replays_and_conflicts(mcp: Client) -> None:
     assert first_action(body) == "create_new_output"
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("arguments", "code"),
     [
@@ -238,7 +242,8 @@ async def test_save_refusals_have_the_rest_codes(
     assert (await service.account(account.id)).free_remaining == 100
 
 
-@with_settings(free_uploads=100, max_upload_bytes=1000)
+@pytest.mark.any_backend
+@overrides(free_uploads=100, max_upload_bytes=1000)
 @pytest.mark.parametrize("form", ["content_base64", "content_text", "path"])
 async def test_too_large_is_refused_before_decoding(
     mcp: Client, service: ArtifactService, account: Account, files: Path, form: str
@@ -252,7 +257,7 @@ async def test_too_large_is_refused_before_decoding(
     ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="y" * 1000))
 
 
-@with_settings(free_uploads=1)
+@overrides(free_uploads=1)
 async def test_quota_exhausted(mcp: Client, service: ArtifactService, account: Account) -> None:
     await save_text(mcp, "one")
     body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="two"), "quota_exhausted")
@@ -262,7 +267,7 @@ async def test_quota_exhausted(mcp: Client, service: ArtifactService, account: A
     assert (await save_text(mcp, "one"))["replayed"] is True
 
 
-@with_settings(free_uploads=100, storage_limit_bytes=10)
+@overrides(free_uploads=100, storage_limit_bytes=10)
 async def test_storage_limit_reached(mcp: Client, service: ArtifactService, account: Account) -> None:
     body = refused(
         await call(mcp, "save_artifact", mime_type="text/plain", content_text="x" * 11), "storage_limit_reached"
@@ -271,7 +276,8 @@ async def test_storage_limit_reached(mcp: Client, service: ArtifactService, acco
     assert (await service.account(account.id)).free_remaining == 100
 
 
-@with_settings(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
+@pytest.mark.any_backend
+@overrides(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
 async def test_rate_limited(mcp: Client) -> None:
     saved = ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))
     body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="b"), "rate_limited")
@@ -343,6 +349,7 @@ async def test_save_from_a_file_inside_the_roots(mcp: Client, files: Path) -> No
     assert again["outputId"] == body["outputId"] and again["replayed"] is True
 
 
+@pytest.mark.any_backend
 async def test_paths_cannot_leave_the_roots(
     mcp: Client, service: ArtifactService, account: Account, files: Path, tmp_path: Path
 ) -> None:
@@ -355,6 +362,7 @@ async def test_paths_cannot_leave_the_roots(
     assert count_outputs(service, account) == 0
 
 
+@pytest.mark.any_backend
 async def test_a_server_without_roots_refuses_paths(service: ArtifactService, account: Account, files: Path) -> None:
     (files / "a.txt").write_text("a")
     async with Client(build_mcp_server(service, account_id=account.id)) as client:
@@ -438,6 +446,7 @@ async def test_resource_errors_carry_the_code_and_contract(mcp: Client, service:
         assert raised.value.error.data["agent_contract"]["next_actions"][0]["action"] == "create_new_output"
 
 
+@pytest.mark.any_backend
 async def test_get_unknown_and_foreign_outputs_are_not_found(
     mcp: Client, service: ArtifactService, files: Path
 ) -> None:
@@ -495,6 +504,7 @@ async def test_share_public_output_gives_its_public_url(mcp: Client) -> None:
     assert body["shareUrl"] == saved["publicUrl"] and body["shareExpiresAt"] == saved["expiresAt"]
 
 
+@pytest.mark.any_backend
 async def test_share_refusals(mcp: Client, clock: ManualClock) -> None:
     saved = await save_text(mcp, expires_at=iso_ms(clock.now_ms() + 60_000))
     refused(await call(mcp, "share", output_id=saved["outputId"], expires_in_seconds=30), "invalid_request")
@@ -522,6 +532,7 @@ async def test_list_pages_and_filters(mcp: Client) -> None:
     assert [o["outputId"] for o in deleted["outputs"]] == [ids[0]]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "arguments",
     [{"limit": 0}, {"limit": 101}, {"limit": "many"}, {"status": "lost"}],
@@ -550,6 +561,7 @@ async def test_delete_frees_storage_and_repeats(mcp: Client, service: ArtifactSe
     assert blobs_of(service, account) == 0
 
 
+@pytest.mark.any_backend
 async def test_delete_refusals(mcp: Client, clock: ManualClock) -> None:
     saved = await save_text(mcp, expires_at=iso_ms(clock.now_ms() + 60_000))
     refused(await call(mcp, "delete_artifact", output_id="out_nope"), "output_not_found")
@@ -560,6 +572,7 @@ async def test_delete_refusals(mcp: Client, clock: ManualClock) -> None:
 # --- who a call acts for, and the boundary -----------------------------------------------------
 
 
+@pytest.mark.any_backend
 async def test_a_server_without_an_account_refuses_every_tool(service: ArtifactService) -> None:
     async with Client(build_mcp_server(service)) as client:
         for tool, arguments in (
@@ -573,6 +586,7 @@ async def test_a_server_without_an_account_refuses_every_tool(service: ArtifactS
             assert first_action(body) == "register_key"
 
 
+@pytest.mark.any_backend
 async def test_unexpected_failures_are_server_errors(
     mcp: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -587,12 +601,14 @@ async def test_unexpected_failures_are_server_errors(
     assert any(r.name == "outputlayer.mcp" and r.exc_info for r in caplog.records)
 
 
+@pytest.mark.any_backend
 async def test_legacy_handshake_clients_work(server: OutputLayerMCP) -> None:
     async with Client(server, mode="legacy") as client:
         saved = await save_text(client, "legacy")
         assert ok(await call(client, "get_artifact", output_id=saved["outputId"]))["status"] == "ready"
 
 
+@pytest.mark.any_backend
 def test_paths_outside_roots_are_not_probed(tmp_path: Path) -> None:
     """Whether a file exists outside the roots is not revealed: both answers are the same refusal."""
     from store.content_sources import file_source
@@ -609,6 +625,7 @@ def test_paths_outside_roots_are_not_probed(tmp_path: Path) -> None:
     assert messages[0] == messages[1]
 
 
+@pytest.mark.any_backend
 def test_building_a_server_leaves_logging_to_the_entry_point(service: ArtifactService) -> None:
     import logging
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import subprocess
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from store import BlobStore, Database, Settings, open_blob_store, open_database
-from tests.serving import OUTPUTLAYER, Server, free_port, wait_healthy
+from tests.serving import OUTPUTLAYER, Server, child_env, running_servers
 
 T = TypeVar("T")
 CLI_TIMEOUT_SECONDS = 120.0
@@ -48,8 +47,7 @@ class Backend:
 
     def process_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of a child process: ours without OUTPUTLAYER_*, then the backend's, then ``extra``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTPUTLAYER_")}
-        return env | self.env | dict(extra or {})
+        return child_env(self.env | dict(extra or {}))
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows straight from the shared database (``?`` placeholders on both dialects)."""
@@ -101,38 +99,8 @@ class Backend:
 @contextlib.contextmanager
 def serving(backend: Backend, count: int = 2, env: Mapping[str, str] | None = None) -> Iterator[list[Server]]:
     """``count`` ``outputlayer serve`` processes on ``backend``, started together; all stopped after."""
-    full_env = backend.process_env(env)
-    servers: list[Server] = []
-    try:
-        servers.extend(_spawn(backend, full_env) for _ in range(count))
-        for index in range(count):
-            for attempt in range(3):
-                server = servers[index]
-                try:
-                    wait_healthy(server.base_url, server.process, server.log_path, timeout=60.0)
-                    break
-                except RuntimeError:
-                    # The free port was taken by another process before the server bound it: pick another.
-                    if attempt == 2 or "address already in use" not in server.log_path.read_text():
-                        raise
-                    servers[index] = _spawn(backend, full_env)
+    with running_servers(backend.data_dir, backend.env | dict(env or {}), count) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def _spawn(backend: Backend, env: dict[str, str]) -> Server:
-    port = free_port()
-    log_path = backend.data_dir / f"serve-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [OUTPUTLAYER, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Server(process, f"http://127.0.0.1:{port}", log_path)
 
 
 def cli(backend: Backend, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import pytest
 from rest.app import create_app
 from store import ArtifactService, ManualClock, Settings
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.factories import action_codes
 
 API_KEY = re.compile(r"^ol_live_[0-9a-f]{64}$")
 ACCOUNT_ID = re.compile(r"^key_[0-9A-HJKMNP-TV-Z]{26}$")
@@ -30,10 +31,6 @@ async def upload(
 ) -> httpx2.Response:
     body = {"mimeType": "text/plain", "content": b64(data)}
     return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
-
-
-def action_codes(body: dict[str, Any]) -> list[str]:
-    return [a["action"] for a in body["agent_contract"]["next_actions"]]
 
 
 def quota(response: httpx2.Response) -> tuple[int, int, int, int]:
@@ -63,6 +60,7 @@ async def client_at(settings: Settings, service: ArtifactService, ip: str) -> As
 # --- registration ----------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_register_returns_a_key_and_account_id_with_the_register_contract(client: httpx2.AsyncClient) -> None:
     """201 with an ol_live_ key, a key_ account id, create_new_output then check_capabilities."""
@@ -84,6 +82,7 @@ async def test_register_returns_a_key_and_account_id_with_the_register_contract(
     assert balance.status_code == 200
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_each_registration_gets_a_new_key_and_account(client: httpx2.AsyncClient) -> None:
     """Two registrations never share a key or an account."""
@@ -93,6 +92,7 @@ async def test_each_registration_gets_a_new_key_and_account(client: httpx2.Async
     assert first["accountId"] != second["accountId"]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "request_args",
     [
@@ -114,6 +114,7 @@ async def test_register_accepts_an_empty_body_or_an_optional_email(
     assert API_KEY.match(response.json()["apiKey"])
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "request_args",
     [
@@ -322,6 +323,7 @@ async def test_storage_limit_is_checked_from_content_length_before_the_body_is_r
 # --- credits and billing ---------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("pack", ["basic", "pro", "agency"])
 @pytest.mark.anyio
 async def test_checkout_answers_503_billing_disabled_while_billing_is_off(
@@ -335,6 +337,7 @@ async def test_checkout_answers_503_billing_disabled_while_billing_is_off(
     assert response.headers["ratelimit-limit"] == "60"
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "document",
     [
@@ -352,6 +355,7 @@ async def test_checkout_with_a_bad_body_is_invalid_request(
     assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_verify_of_an_unknown_purchase_is_404_purchase_not_found(
     client: httpx2.AsyncClient, auth: dict[str, str]
@@ -364,6 +368,7 @@ async def test_verify_of_an_unknown_purchase_is_404_purchase_not_found(
     assert quota(response)[0] == 5
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_verify_without_a_purchase_id_is_invalid_request(
     client: httpx2.AsyncClient, auth: dict[str, str]
@@ -373,6 +378,7 @@ async def test_verify_without_a_purchase_id_is_invalid_request(
     assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -389,6 +395,7 @@ async def test_credit_routes_need_a_key(client: httpx2.AsyncClient, method: str,
     assert "x-outputlayer-free-remaining" not in response.headers
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_paypal_webhook_answers_503_billing_disabled_while_billing_is_off(client: httpx2.AsyncClient) -> None:
     """With billing off the webhook refuses events with the error envelope, not a crash."""
@@ -398,6 +405,7 @@ async def test_paypal_webhook_answers_503_billing_disabled_while_billing_is_off(
     assert "retry-after" in response.headers
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_paypal_webhook_accepts_only_post(client: httpx2.AsyncClient) -> None:
     """GET /webhooks/paypal is a known path with the wrong method: 405 wrong_method."""

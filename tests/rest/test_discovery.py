@@ -20,8 +20,10 @@ from store.errors import ERROR_KINDS
 from store.schemas import CreateOutput
 from store.settings import RateLimits
 from store.validation import SUPPORTED_MIME_TYPES
-from tests.conftest import assert_contract
-from tests.factories import Fault, FaultyBlobs
+from tests.conftest import BACKENDS, assert_contract
+from tests.factories import Fault, FaultyBlobs, first_action
+
+pytestmark = pytest.mark.any_backend
 
 SEEDS = Path(__file__).parents[3] / "shared" / "seeds"
 JSON_DOCUMENTS = ("/v1/capabilities", "/v1/tool", "/v1/schema", "/v1/examples", "/.well-known/agent.json")
@@ -59,11 +61,6 @@ def _seed(prefix: str) -> Any:
     return json.loads(found[0].read_text("utf-8"))
 
 
-def _first_action(body: dict[str, Any]) -> str:
-    action: str = assert_contract(body)["next_actions"][0]["action"]
-    return action
-
-
 # --- every route ------------------------------------------------------------------------------
 
 
@@ -76,7 +73,8 @@ async def test_json_documents_are_public_with_cors_and_contract(client: httpx2.A
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["x-request-id"].startswith("req_")
     assert response.headers["ratelimit-limit"] == "60"
-    assert _first_action(response.json()) == "register_key"
+    assert_contract(response.json())
+    assert first_action(response.json()) == "register_key"
 
 
 @pytest.mark.anyio
@@ -86,7 +84,8 @@ async def test_json_documents_with_a_key_recommend_uploading(
 ) -> None:
     response = await client.get(path, headers=auth)
     assert response.status_code == 200
-    assert _first_action(response.json()) == "create_new_output"
+    assert_contract(response.json())
+    assert first_action(response.json()) == "create_new_output"
     assert response.headers["x-outputlayer-free-remaining"] == "5"
 
 
@@ -164,6 +163,7 @@ def test_bundled_swagger_ui_renders_openapi_31() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)  # /ready pings each backend its own way
 async def test_health_and_ready(client: httpx2.AsyncClient) -> None:
     health = await client.get("/health")
     assert health.status_code == 200

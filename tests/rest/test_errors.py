@@ -14,6 +14,7 @@ import pytest
 from store import ArtifactService, ManualClock, iso_ms
 from store.settings import RateLimits
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.factories import multipart
 
 QUOTA_HEADERS = (
     "x-outputlayer-free-remaining",
@@ -28,9 +29,14 @@ SMALL_LIMITS = RateLimits(uploads_per_hour=2, reads_per_hour=2, deletes_per_hour
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def first_action(body: dict[str, Any]) -> dict[str, Any]:
+def recommended_action(body: dict[str, Any]) -> dict[str, Any]:
     action: dict[str, Any] = body["agent_contract"]["next_actions"][0]
     return action
+
+
+def bare_multipart(parts: list[tuple[str, bytes, str | None]]) -> tuple[bytes, dict[str, str]]:
+    """The bodies these tests refuse carry no Content-Type on their file parts."""
+    return multipart(parts, "errb0undary", file_type=None)
 
 
 def key_headers(auth: dict[str, str], key: str | None = None) -> dict[str, str]:
@@ -49,20 +55,6 @@ async def post_json(
 
 def upload_document(data: bytes = b"hello", **fields: Any) -> dict[str, Any]:
     return {"mimeType": "text/plain", "content": b64(data), **fields}
-
-
-def multipart(
-    parts: list[tuple[str, bytes, str | None]], boundary: str = "errb0undary"
-) -> tuple[bytes, dict[str, str]]:
-    """A multipart/form-data body with the parts in exactly the given order (name, value, filename)."""
-    out = bytearray()
-    for name, value, filename in parts:
-        out += f"--{boundary}\r\n".encode()
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"Content-Disposition: {disposition}\r\n\r\n".encode()
-        out += value + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 async def in_chunks(data: bytes, size: int = 4096, pulled: list[int] | None = None) -> AsyncIterator[bytes]:
@@ -87,6 +79,7 @@ async def assert_nothing_stored(client: httpx2.AsyncClient, auth: dict[str, str]
 # --- missing_idempotency_key -----------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "headers",
     [pytest.param({}, id="no-header"), pytest.param({"Idempotency-Key": ""}, id="empty-header")],
@@ -102,6 +95,7 @@ async def test_upload_without_an_idempotency_key_is_400_missing_idempotency_key(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("key", "status", "code"),
     [
@@ -129,6 +123,7 @@ async def test_idempotency_key_must_be_1_to_255_printable_ascii_characters(
 # --- invalid_mime_type -----------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "mime",
     [
@@ -146,7 +141,7 @@ async def test_unsupported_mime_type_is_400_invalid_mime_type(
     """A MIME type outside the 12 supported ones answers invalid_mime_type, JSON or multipart."""
     response = await post_json(client, auth, {"mimeType": mime, "content": b64(b"x")})
     assert_error(response, 400, "invalid_mime_type", retryable=False, action="check_capabilities")
-    body, headers = multipart([("mimeType", mime.encode(), None), ("content", b"x", "x.bin")])
+    body, headers = bare_multipart([("mimeType", mime.encode(), None), ("content", b"x", "x.bin")])
     response = await client.post("/v1/outputs", content=body, headers={**key_headers(auth), **headers})
     assert_error(response, 400, "invalid_mime_type", retryable=False, action="check_capabilities")
     await assert_nothing_stored(client, auth, service)
@@ -155,6 +150,7 @@ async def test_unsupported_mime_type_is_400_invalid_mime_type(
 # --- payload_too_large -----------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_json_body_over_1_mib_is_payload_too_large_by_content_length(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
@@ -170,6 +166,7 @@ async def test_json_body_over_1_mib_is_payload_too_large_by_content_length(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_chunked_json_body_over_1_mib_is_cut_off_mid_stream(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
@@ -184,13 +181,14 @@ async def test_chunked_json_body_over_1_mib_is_cut_off_mid_stream(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"max_upload_bytes": 1000}, id="1000-byte-limit")])
 @pytest.mark.anyio
 async def test_multipart_over_the_limit_is_payload_too_large_by_content_length(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """A multipart upload declaring far more than the limit is refused before any byte is read."""
-    body, headers = multipart([("mimeType", b"application/octet-stream", None), ("content", b"x" * 50_000, "x")])
+    body, headers = bare_multipart([("mimeType", b"application/octet-stream", None), ("content", b"x" * 50_000, "x")])
     pulled: list[int] = []
     response = await client.post(
         "/v1/outputs",
@@ -210,7 +208,7 @@ async def test_chunked_multipart_over_the_limit_is_cut_off_mid_stream(
 ) -> None:
     """Without Content-Length the content is counted as it streams; past the limit: 400, nothing left behind."""
     parts = [("mimeType", b"application/octet-stream", None), ("content", b"x" * 50_000, "x")]
-    body, headers = multipart(parts if fields_first else parts[::-1])
+    body, headers = bare_multipart(parts if fields_first else parts[::-1])
     pulled: list[int] = []
     response = await client.post(
         "/v1/outputs", content=in_chunks(body, 512, pulled), headers={**key_headers(auth, "cut"), **headers}
@@ -218,7 +216,7 @@ async def test_chunked_multipart_over_the_limit_is_cut_off_mid_stream(
     assert_error(response, 400, "payload_too_large", retryable=False, action="check_capabilities")
     assert len(pulled) < 10, "the server stopped reading soon after the limit"
     await assert_nothing_stored(client, auth, service)
-    small, small_headers = multipart([parts[0], ("content", b"y" * 1000, "y")])
+    small, small_headers = bare_multipart([parts[0], ("content", b"y" * 1000, "y")])
     retry = await client.post(
         "/v1/outputs", content=in_chunks(small, 512), headers={**key_headers(auth, "cut"), **small_headers}
     )
@@ -226,6 +224,7 @@ async def test_chunked_multipart_over_the_limit_is_cut_off_mid_stream(
     assert retry.json()["sizeBytes"] == 1000
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"max_upload_bytes": 1000}, id="1000-byte-limit")])
 @pytest.mark.anyio
 async def test_json_content_over_the_file_limit_is_payload_too_large(
@@ -247,6 +246,7 @@ def _nested(depth: int) -> dict[str, Any]:
     return value
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -278,6 +278,7 @@ async def test_metadata_rules_answer_400_invalid_metadata(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "metadata",
     [
@@ -299,6 +300,7 @@ async def test_metadata_at_the_limits_is_accepted(
     assert response.json()["metadata"] == metadata
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "value",
     [
@@ -312,7 +314,9 @@ async def test_multipart_metadata_rules_answer_400_invalid_metadata(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, value: bytes
 ) -> None:
     """The multipart metadata field is JSON held to the same rules."""
-    body, headers = multipart([("mimeType", b"text/plain", None), ("metadata", value, None), ("content", b"x", "x")])
+    body, headers = bare_multipart(
+        [("mimeType", b"text/plain", None), ("metadata", value, None), ("content", b"x", "x")]
+    )
     response = await client.post("/v1/outputs", content=body, headers={**key_headers(auth), **headers})
     assert_error(response, 400, "invalid_metadata", retryable=False, action="check_capabilities")
     await assert_nothing_stored(client, auth, service)
@@ -321,6 +325,7 @@ async def test_multipart_metadata_rules_answer_400_invalid_metadata(
 # --- invalid_expiry --------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "expires_at",
     [
@@ -348,6 +353,7 @@ async def test_expiry_rules_answer_400_invalid_expiry(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("expires_at", "seconds"),
     [
@@ -379,6 +385,7 @@ async def test_expiry_within_the_window_is_accepted(
 # --- invalid_request -------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "document",
     [
@@ -411,6 +418,7 @@ async def test_json_upload_rules_answer_400_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "raw",
     [pytest.param(b"", id="empty-body"), pytest.param(b'{"mimeType": ', id="malformed-json")],
@@ -426,6 +434,7 @@ async def test_unparseable_json_upload_is_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_label_of_200_characters_is_accepted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """The label limit is inclusive."""
@@ -434,6 +443,7 @@ async def test_label_of_200_characters_is_accepted(client: httpx2.AsyncClient, a
     assert response.json()["label"] == "é" * 200
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "parts",
     [
@@ -469,12 +479,13 @@ async def test_multipart_upload_rules_answer_400_invalid_request(
     parts: list[tuple[str, bytes, str | None]],
 ) -> None:
     """Each multipart rule refuses with invalid_request and stores nothing."""
-    body, headers = multipart(parts)
+    body, headers = bare_multipart(parts)
     response = await client.post("/v1/outputs", content=body, headers={**key_headers(auth), **headers})
     assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
@@ -504,6 +515,7 @@ async def test_other_upload_bodies_and_content_types_are_invalid_request(
     await assert_nothing_stored(client, auth, service)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "query",
     [
@@ -545,6 +557,7 @@ KEY_ROUTES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "query",
     [
@@ -573,6 +586,7 @@ async def test_a_key_in_the_query_string_is_refused_on_every_route(
     assert wrong == []
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_a_key_in_the_query_string_is_refused_on_the_paypal_webhook(
     client: httpx2.AsyncClient, api_key: str
@@ -598,6 +612,7 @@ AUTH_ROUTES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("make_headers", "code"),
     [
@@ -621,11 +636,12 @@ async def test_authentication_failures_answer_401_with_register_key(
         headers = {**make_headers(api_key), "Idempotency-Key": "k"}
         response = await client.request(method, path, headers=headers, json={"packId": "basic"})
         body = assert_error(response, 401, code, retryable=False, action="register_key")
-        register = first_action(body)
+        register = recommended_action(body)
         assert (register["method"], register["endpoint"]) == ("POST", "/v1/keys/register"), path
         assert not any(name in response.headers for name in QUOTA_HEADERS), path
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_the_bearer_scheme_is_case_insensitive(client: httpx2.AsyncClient, api_key: str) -> None:
     """``bearer <key>`` authenticates like ``Bearer <key>``."""
@@ -636,6 +652,7 @@ async def test_the_bearer_scheme_is_case_insensitive(client: httpx2.AsyncClient,
 # --- not_found / wrong_method ----------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "path",
     [
@@ -649,10 +666,11 @@ async def test_unknown_paths_are_404_not_found(client: httpx2.AsyncClient, auth:
     """A path the API does not have answers 404 not_found with check_capabilities."""
     response = await client.get(path, headers=auth)
     body = assert_error(response, 404, "not_found", retryable=False, action="check_capabilities")
-    check = first_action(body)
+    check = recommended_action(body)
     assert (check["method"], check["endpoint"]) == ("GET", "/v1/capabilities")
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "path", "action", "endpoint"),
     [
@@ -684,10 +702,11 @@ async def test_wrong_method_on_a_known_path_is_405_pointing_at_the_right_method(
     """405 wrong_method recommends the action that uses the path correctly."""
     response = await client.request(method, path, headers=auth)
     body = assert_error(response, 405, "wrong_method", retryable=False, action=action)
-    right = first_action(body)
+    right = recommended_action(body)
     assert (right["method"], right["endpoint"]) == endpoint
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
@@ -720,6 +739,7 @@ RATE_CASES = [
 ]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.parametrize(("method", "path"), RATE_CASES)
 @pytest.mark.anyio
@@ -741,7 +761,7 @@ async def test_rate_limit_answers_429_pointing_at_the_request_that_failed(
         clock.advance(10)
     refused = await send()
     body = assert_error(refused, 429, "rate_limited", retryable=True, action="retry_after_wait")
-    wait = first_action(body)
+    wait = recommended_action(body)
     assert (wait["method"], wait["endpoint"]) == (method, path)
     assert refused.headers["retry-after"] == "3580"
     assert wait["retry_after_seconds"] == 3580
@@ -753,6 +773,7 @@ async def test_rate_limit_answers_429_pointing_at_the_request_that_failed(
     assert (await send()).status_code != 429
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.parametrize(
     "target",
@@ -770,9 +791,10 @@ async def test_rate_limit_retry_action_keeps_the_query_of_the_request_that_faile
         await client.get(target, headers=auth)
     refused = await client.get(target, headers=auth)
     body = assert_error(refused, 429, "rate_limited", retryable=True, action="retry_after_wait")
-    assert first_action(body)["endpoint"] == target
+    assert recommended_action(body)["endpoint"] == target
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("settings_overrides", [pytest.param({"rate_limits": SMALL_LIMITS}, id="limit-2")])
 @pytest.mark.anyio
 async def test_route_families_have_separate_budgets(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
@@ -804,6 +826,7 @@ async def test_idempotent_replays_do_not_consume_the_upload_budget(
     assert late_replay.json()["outputId"] == first.json()["outputId"]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "settings_overrides", [pytest.param({"rate_limits_enabled": False, "rate_limits": SMALL_LIMITS}, id="off")]
 )
@@ -819,6 +842,7 @@ async def test_rate_limits_off_lets_every_request_through(client: httpx2.AsyncCl
 # --- server_error ----------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_an_unexpected_failure_is_a_500_server_error_without_details(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, monkeypatch: pytest.MonkeyPatch
@@ -831,7 +855,7 @@ async def test_an_unexpected_failure_is_a_500_server_error_without_details(
     monkeypatch.setattr(service, "list_outputs", explode)
     response = await client.get("/v1/outputs?limit=3", headers=auth)
     body = assert_error(response, 500, "server_error", retryable=True, action="retry_after_wait")
-    wait = first_action(body)
+    wait = recommended_action(body)
     assert (wait["method"], wait["retry_after_seconds"]) == ("GET", 30)
     assert wait["endpoint"].startswith("/v1/outputs")
     assert response.headers["retry-after"] == "30"
@@ -843,6 +867,7 @@ async def test_an_unexpected_failure_is_a_500_server_error_without_details(
 # --- headers on every response ---------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_quota_headers_are_on_every_authenticated_response_including_errors(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
@@ -885,6 +910,7 @@ async def test_quota_headers_are_on_every_authenticated_response_including_error
     assert responses["upload 201"].headers["x-outputlayer-free-remaining"] == "4"
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_every_response_carries_a_unique_request_id(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """X-Request-Id (req_ + ULID) is on every response, and error bodies repeat it."""

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import assert_error, b64
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["sqlite"])]
+pytestmark = [pytest.mark.anyio, pytest.mark.any_backend]
 
 DEEP = 1_500
 # Generous: a refusal takes milliseconds; the bound only catches a parser that recurses or hangs.

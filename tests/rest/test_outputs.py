@@ -13,6 +13,7 @@ import pytest
 
 from store import ArtifactService, ManualClock, StoreError, iso_ms
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.factories import action_codes, multipart
 
 WEEK = 604_800
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -53,28 +54,10 @@ async def upload(
     return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
 
 
-def multipart(parts: list[tuple[str, bytes, str | None]], boundary: str = "olb0undary") -> tuple[bytes, dict[str, str]]:
-    """A multipart/form-data body with the parts in exactly the given order (name, value, filename)."""
-    out = bytearray()
-    for name, value, filename in parts:
-        out += f"--{boundary}\r\n".encode()
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"Content-Disposition: {disposition}\r\n".encode()
-        if filename:
-            out += b"Content-Type: application/octet-stream\r\n"
-        out += b"\r\n" + value + b"\r\n"
-    out += f"--{boundary}--\r\n".encode()
-    return bytes(out), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-
-
 async def register(client: httpx2.AsyncClient) -> dict[str, str]:
     response = await client.post("/v1/keys/register", json={})
     assert response.status_code == 201
     return {"Authorization": f"Bearer {response.json()['apiKey']}"}
-
-
-def action_codes(body: dict[str, Any]) -> list[str]:
-    return [a["action"] for a in body["agent_contract"]["next_actions"]]
 
 
 def find_action(body: dict[str, Any], code: str) -> dict[str, Any]:
@@ -236,6 +219,7 @@ async def test_multipart_content_streamed_in_small_chunks_is_stored_intact(
     assert service.check().problems == []
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("sent", "stored"),
     [
@@ -285,6 +269,7 @@ async def test_get_counts_down_expires_in_seconds(
     assert assert_contract(response.json())["expires_in_seconds"] == WEEK - 101
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_get_of_an_unknown_output_is_404_output_not_found(
     client: httpx2.AsyncClient, auth: dict[str, str]
@@ -294,6 +279,7 @@ async def test_get_of_an_unknown_output_is_404_output_not_found(
     assert_error(response, 404, "output_not_found", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("method", "suffix", "body"),
     [
@@ -420,6 +406,7 @@ async def test_deleting_an_expired_output_is_410_output_expired(
     assert_error(response, 410, "output_expired", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_deleting_an_unknown_output_is_404(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """DELETE of an id that never existed answers 404 output_not_found."""
@@ -430,6 +417,7 @@ async def test_deleting_an_unknown_output_is_404(client: httpx2.AsyncClient, aut
 # --- list ------------------------------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_list_of_a_new_account_is_empty(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """No outputs: an empty page, no next page, create_new_output recommended."""
@@ -491,6 +479,7 @@ async def test_cursor_pagination_walks_every_output_once_newest_first(
     assert len(set(seen)) == 25
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_list_limit_bounds_are_accepted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """limit=1 and limit=100 are both valid."""
@@ -876,6 +865,7 @@ async def test_share_link_dies_when_the_output_is_deleted(client: httpx2.AsyncCl
     assert_error(await client.get(url), 410, "output_deleted", retryable=False, action="create_new_output")
 
 
+@pytest.mark.any_backend
 @pytest.mark.anyio
 async def test_tampered_share_link_is_404(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """A share link whose expiry or signature was altered answers 404 output_not_found."""
@@ -904,6 +894,7 @@ async def test_share_of_a_public_output_returns_its_public_url(
     assert_contract(body)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("document", "code"),
     [

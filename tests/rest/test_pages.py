@@ -15,6 +15,8 @@ from store.errors import service_unavailable
 from tests.conftest import assert_error
 from tests.rest.test_content import public_path, upload
 
+pytestmark = pytest.mark.any_backend
+
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Sec-Fetch-Dest": "document"}
 PAGE_CSP = "default-src 'self'"
 HOSTILE_LABEL = '<script>alert("label")</script>.csv'
