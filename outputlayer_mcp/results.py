@@ -121,7 +121,9 @@ def gone_result(output: OutputResult, request_id: str) -> CallToolResult:
 def error_result(error: StoreError, where: Where, request_id: str) -> CallToolResult:
     """A refused call: the REST error envelope, with its contract."""
     body = error_envelope(error, request_id=request_id, method=where.method, path=where.path)
-    text = f"{error.code}: {error.message} {_next(body)}"
+    # Some hosts give the model only the text of an error result, so it carries what to do next.
+    retry = "Retryable." if error.retryable else "Not retryable as sent."
+    text = f"{error.code}: {error.message} {retry} {_next(body)}"
     return CallToolResult(content=[TextContent(text=text)], structured_content=body, is_error=True)
 
 
@@ -180,8 +182,10 @@ def _output_line(body: dict[str, Any], replayed: bool | None, note: str | None) 
 def _next(body: dict[str, Any]) -> str:
     """The recommended action in words (it is always the first one)."""
     first = body["agent_contract"]["next_actions"][0]
+    wait = first.get("retry_after_seconds")
+    after = f" after {wait} s" if wait is not None else ""
     if first["available"]:
-        return f"Next: {first['action']} ({first['method']} {first['endpoint']})."
+        return f"Next: {first['action']} ({first['method']} {first['endpoint']}){after}."
     return f"Next: {first['action']}."
 
 

@@ -280,10 +280,13 @@ async def test_storage_limit_reached(mcp: Client, service: ArtifactService, acco
 @overrides(free_uploads=100, rate_limits=RateLimits(uploads_per_hour=1, reads_per_hour=2, deletes_per_hour=1))
 async def test_rate_limited(mcp: Client) -> None:
     saved = ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))
-    body = refused(await call(mcp, "save_artifact", mime_type="text/plain", content_text="b"), "rate_limited")
+    result = await call(mcp, "save_artifact", mime_type="text/plain", content_text="b")
+    body = refused(result, "rate_limited")
     retry = body["agent_contract"]["next_actions"][0]
     assert retry["action"] == "retry_after_wait" and (retry["method"], retry["endpoint"]) == ("POST", "/v1/outputs")
     assert retry["retry_after_seconds"] > 0 and body["agent_contract"]["retryable"] is True
+    # Hosts that show the model only an error's text still learn how long to wait.
+    assert f"after {retry['retry_after_seconds']} s" in result.content[0].text
     # An identical retry is a replay, which does not use the upload budget.
     assert ok(await call(mcp, "save_artifact", mime_type="text/plain", content_text="a"))["replayed"] is True
     output_id = saved["outputId"]
