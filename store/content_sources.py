@@ -39,8 +39,8 @@ from store.base64text import unwrap_base64
 from store.errors import StoreError, invalid_request
 from store.outputs import Content, OutputResult
 from store.service import ArtifactService
-from store.uploads import UploadResult, too_large
-from store.validation import SUPPORTED_MIME_TYPES, fingerprint, validate_fields
+from store.uploads import UploadResult, check_fields, too_large
+from store.validation import SUPPORTED_MIME_TYPES, fingerprint
 
 INLINE_CONTENT_MAX_BYTES = 262_144
 LABEL_MAX_CHARS = 200
@@ -227,15 +227,7 @@ def allowed_roots(configured: Sequence[Path], working_dir: Path) -> tuple[Path, 
 
 def derived_idempotency_key(service: ArtifactService, fields: dict[str, Any], content_sha256: str) -> str:
     """The key of a request sent without one: its fingerprint, so the same artifact gets the same key."""
-    settings = service.settings
-    checked = validate_fields(
-        fields,
-        now_ms=service.clock.now_ms(),
-        default_ttl_seconds=settings.default_ttl_seconds,
-        max_ttl_seconds=settings.max_ttl_seconds,
-    )
-    assert checked is not None
-    return DERIVED_KEY_PREFIX + fingerprint(checked, content_sha256)
+    return DERIVED_KEY_PREFIX + fingerprint(check_fields(service, fields), content_sha256)
 
 
 async def save(

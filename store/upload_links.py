@@ -38,13 +38,12 @@ from store.quota import check_quota
 from store.ratelimit import RateState
 from store.schemas import CreateUpload
 from store.service import ArtifactService
-from store.uploads import UploadResult, UploadSession, too_large
+from store.uploads import UploadResult, UploadSession, check_fields, too_large
 from store.validation import (
     CheckedFields,
     check_idempotency_key,
     fingerprint,
     store_error_from_validation,
-    validate_fields,
 )
 from store.views import OUTPUT_COLUMNS, expires_in_seconds, render_output
 
@@ -86,21 +85,9 @@ def _checked_request(service: ArtifactService, document: Any) -> tuple[dict[str,
     try:
         request = CreateUpload.model_validate(document)
     except ValidationError as exc:
-        _validate(service, fields)  # a field's own code (invalid_mime_type, invalid_expiry…) comes first
+        check_fields(service, fields)  # a field's own code (invalid_mime_type, invalid_expiry…) comes first
         raise (store_error_from_validation(exc) or invalid_request("Invalid upload link request.")) from None
     return fields, request
-
-
-def _validate(service: ArtifactService, fields: dict[str, Any]) -> CheckedFields:
-    settings = service.settings
-    checked = validate_fields(
-        fields,
-        now_ms=service.clock.now_ms(),
-        default_ttl_seconds=settings.default_ttl_seconds,
-        max_ttl_seconds=settings.max_ttl_seconds,
-    )
-    assert checked is not None  # only partial validation answers None
-    return checked
 
 
 def _link_fingerprint(checked: CheckedFields, size_bytes: int | None, sha256: str | None) -> str:
@@ -114,7 +101,7 @@ async def create(service: ArtifactService, account: Account, idempotency_key: st
     """``POST /v1/uploads`` (see the module docstring)."""
     key = check_idempotency_key(idempotency_key)
     fields, request = _checked_request(service, document)
-    checked = _validate(service, fields)
+    checked = check_fields(service, fields)
     limit = service.upload_limit(account)
     if request.sizeBytes is not None and request.sizeBytes > limit:
         raise too_large(limit)

@@ -60,6 +60,24 @@ class UploadResult:
     account: Account
 
 
+def _validate(service: ArtifactService, fields: dict[str, Any], *, partial: bool) -> CheckedFields | None:
+    settings = service.settings
+    return validate_fields(
+        fields,
+        now_ms=service.clock.now_ms(),
+        default_ttl_seconds=settings.default_ttl_seconds,
+        max_ttl_seconds=settings.max_ttl_seconds,
+        partial=partial,
+    )
+
+
+def check_fields(service: ArtifactService, fields: dict[str, Any]) -> CheckedFields:
+    """An upload's fields checked against this server's rules now (every field present or defaulted)."""
+    checked = _validate(service, fields, partial=False)
+    assert checked is not None  # only partial validation answers None
+    return checked
+
+
 def upload_limit(service: ArtifactService, account: Account) -> int:
     """The largest file this account may upload (its plan's limit)."""
     return max_upload_bytes(service.settings, account.plan_tier)
@@ -157,14 +175,7 @@ class UploadSession:
                 await self.abort()
 
     def _check(self, partial: bool) -> CheckedFields | None:
-        settings = self.service.settings
-        return validate_fields(
-            self._fields,
-            now_ms=self.service.clock.now_ms(),
-            default_ttl_seconds=settings.default_ttl_seconds,
-            max_ttl_seconds=settings.max_ttl_seconds,
-            partial=partial,
-        )
+        return _validate(self.service, self._fields, partial=partial)
 
     def add_form_field(self, name: str, value: str) -> None:
         """A multipart text field, in whatever order it arrives."""
