@@ -30,6 +30,7 @@ from store.contract import purchase_contract
 from store.db import Database, Tx
 from store.errors import StoreError, invalid_request
 from store.ids import IdFactory
+from store.models import PurchaseRow, column_list
 from store.paypal import TRANSMISSION_HEADERS, PayPalClient, PayPalRefused, PayPalUnavailable
 from store.plans import PACKS, Pack, higher_tier
 from store.schemas import Checkout
@@ -42,7 +43,7 @@ CURRENCY = "USD"
 WEBHOOK_BODY_LIMIT = 262_144
 # Capture refusals that mean the buyer's payment was declined (the purchase fails; a new checkout may work).
 DECLINED_ISSUES = frozenset({"INSTRUMENT_DECLINED", "TRANSACTION_REFUSED"})
-PURCHASE_COLUMNS = "id, account_id, pack_id, status, provider_order_id, capture_id, credits_added"
+PURCHASE_COLUMNS = column_list(PurchaseRow, leave_out=("created_at", "updated_at"))
 
 
 @dataclass(frozen=True, slots=True)

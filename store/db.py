@@ -4,7 +4,8 @@ Why raw drivers and not an ORM at run time: the calibration in DESIGN.md shows a
 lookup through SQLAlchemy Core costs ~10x the raw driver on this hardware, and the hot path of
 this service is exactly such lookups. SQL is written once, with ``?`` placeholders, in the
 subset both SQLite (>= 3.35) and PostgreSQL accept; :class:`Tx` rewrites placeholders for psycopg.
-Alembic (through SQLAlchemy) owns the schema, and only migrations use SQLAlchemy.
+The schema is declared once, as the SQLModel models of :mod:`store.models`, and Alembic migrates
+to it; the raw SQL takes its column lists from those models, and only migrations run SQL through SQLAlchemy.
 
 Concurrency model:
 
@@ -33,6 +34,7 @@ import anyio
 import anyio.to_thread
 
 from store.errors import StoreError, service_unavailable
+from store.models import AccountRow, column_list
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -83,10 +85,7 @@ class Database(Protocol):
     def close(self) -> None: ...
 
 
-ACCOUNT_COLUMNS = (
-    "id, key_hash, email, plan_tier, free_remaining, credits_remaining, storage_used_bytes, storage_limit_bytes, "
-    "created_at"
-)
+ACCOUNT_COLUMNS = column_list(AccountRow)
 
 
 # --- SQLite ----------------------------------------------------------------------------------

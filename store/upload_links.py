@@ -34,6 +34,7 @@ from store.contract import upload_link_contract, upload_status_contract
 from store.db import Tx
 from store.errors import StoreError, idempotency_conflict, invalid_request
 from store.limits import IDEMPOTENCY_RETENTION_MS
+from store.models import UploadLinkRow, column_list
 from store.quota import check_quota
 from store.ratelimit import RateState
 from store.schemas import CreateUpload
@@ -50,7 +51,7 @@ from store.views import OUTPUT_COLUMNS, expires_in_seconds, render_output
 UPLOAD_PURPOSE = "upload"
 UPLOAD_PATH = "/u/"
 UPLOAD_PREFIX = "upl_"
-LINK_COLUMNS = "id, account_id, idempotency_key, fingerprint, fields, size_bytes, sha256, output_id, expires_at"
+LINK_COLUMNS = column_list(UploadLinkRow, leave_out=("created_at",))
 SIZE_FIELDS = ("sizeBytes", "sha256")
 
 

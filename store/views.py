@@ -11,11 +11,9 @@ import orjson
 
 from store.clock import iso_ms
 from store.contract import output_contract
+from store.models import OutputRow, column_list
 
-OUTPUT_COLUMNS = (
-    "id, account_id, status, label, mime_type, size_bytes, sha256, public, metadata, blob_key, created_at, "
-    "expires_at, deleted_at"
-)
+OUTPUT_COLUMNS = column_list(OutputRow)
 
 # Integers orjson may not keep exact (it reads those beyond 64 bits as floats).
 _LONG_DIGIT_RUN = re.compile(r"[0-9]{19}")

@@ -3,6 +3,9 @@
 Concurrent ``outputlayer serve`` start-ups migrate one at a time: on PostgreSQL an advisory lock
 serialises them; on SQLite the whole run is one ``BEGIN IMMEDIATE`` transaction, which holds the
 file's write lock from before the schema version is read until the new one is committed.
+
+The target schema is the models' (:mod:`store.models`): ``alembic revision --autogenerate`` and
+``alembic check`` compare the database with them, types and server defaults included.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any
 
 from alembic import context
 from sqlalchemy import Connection, create_engine, event, make_url, pool, text
+
+from store.models import SCHEMA_METADATA
 
 MIGRATION_LOCK_ID = 7_203_114_001
 # As long as the service's own connections wait for the write lock (store.db).
@@ -42,7 +47,14 @@ def run_migrations_online() -> None:
             connection.commit()
         try:
             # Transactional DDL on SQLite too, so reading the version and migrating is one transaction.
-            context.configure(connection=connection, render_as_batch=sqlite, transactional_ddl=True)
+            context.configure(
+                connection=connection,
+                render_as_batch=sqlite,
+                transactional_ddl=True,
+                target_metadata=SCHEMA_METADATA,
+                compare_type=True,
+                compare_server_default=True,
+            )
             with context.begin_transaction():
                 context.run_migrations()
         finally:
