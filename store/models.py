@@ -7,8 +7,8 @@ so a future migration is generated from a change here (``alembic revision --auto
 ``tests/store/test_schema.py`` proves that the models and the migrations agree on both databases.
 
 The models declare; they do not run queries. The hot path keeps its raw SQL (``store/db.py`` says why)
-and takes its column lists from here (:func:`column_list`), so a column renamed or dropped here fails at
-import, and a statement naming a column the models lack fails ``tests/store/test_sql_names.py``.
+and takes its column lists from here (:func:`column_list`); a statement naming a table or column the
+models lack fails ``tests/store/test_sql_names.py``.
 
 Conventions the migrations chose, kept here: instants are BIGINT milliseconds since the epoch (UTC),
 flags are INTEGER 0/1, ids are ``<prefix>_<ULID>`` strings of at most 40 characters, and there are no
@@ -153,8 +153,7 @@ SCHEMA_METADATA: MetaData = SchemaModel.metadata
 
 def table_of(model: type[SchemaModel]) -> Table:
     """The table a model declares."""
-    table = SCHEMA_METADATA.tables[str(model.__tablename__)]
-    return table
+    return SCHEMA_METADATA.tables[str(model.__tablename__)]
 
 
 def column_list(model: type[SchemaModel], *, leave_out: tuple[str, ...] = ()) -> str:

@@ -40,6 +40,17 @@ def test_adapters_import_only_the_store_exports(package: str) -> None:
     assert offending == []
 
 
+@pytest.mark.parametrize("package", ADAPTERS)
+def test_adapters_never_touch_the_table_models(package: str) -> None:
+    """The schema's SQLModel classes (store/models.py) and SQLAlchemy stay inside the store."""
+    offending = [
+        f"{where}:{line} imports {module}"
+        for where, line, module, _ in _imports(package)
+        if module.split(".")[0] in ("sqlmodel", "sqlalchemy")
+    ]
+    assert offending == []
+
+
 def test_bench_imports_nothing_from_the_tests() -> None:
     offending = [f"{where}:{line}" for where, line, module, _ in _imports("bench") if module.split(".")[0] == "tests"]
     assert offending == []
