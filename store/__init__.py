@@ -76,7 +76,7 @@ from store.sweeper import run_sweeper
 
 # Facts and builders the adapters render with (discovery documents, tool schemas, error contracts).
 from store.uploads import json_body_too_large
-from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES, store_error_from_validation
+from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES, parse_request, store_error_from_validation
 from store.views import Urls, output_fields, render_output
 
 __all__ = [
@@ -160,6 +160,7 @@ __all__ = [
     "parse_iso",
     "parse_json",
     "parse_json_object",
+    "parse_request",
     "previews",
     "register_contract",
     "render_output",

@@ -63,9 +63,9 @@ class ArtifactService:
 
     # --- accounts (store/accounts.py, store/admin.py) ------------------------------------------
 
-    async def register(self, document: Any, client_ip: str) -> tuple[dict[str, Any], RateState | None]:
+    async def register(self, *, email: str | None = None, client: str) -> tuple[dict[str, Any], RateState | None]:
         """Create an account and its key; the key is returned once and only its digest is stored."""
-        return await accounts.register(self, document, client_ip)
+        return await accounts.register(self, email=email, client=client)
 
     async def authenticate(self, api_key: str | None) -> Account:
         """The account of an API key (``None`` when none was sent: ``missing_api_key``)."""

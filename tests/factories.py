@@ -37,7 +37,7 @@ def next_ip() -> str:
 
 async def register(service: ArtifactService, ip: str | None = None) -> Account:
     """A fresh account, as ``POST /v1/keys/register`` would create it."""
-    body, _ = await service.register({}, ip or next_ip())
+    body, _ = await service.register(client=ip or next_ip())
     return await service.account(body["accountId"])
 
 

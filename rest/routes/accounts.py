@@ -7,12 +7,12 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, client_ip, endpoint, read_json, route
 from rest.responses import JSONResponse
-from store import WEBHOOK_BODY_LIMIT, StoreError
+from store import WEBHOOK_BODY_LIMIT, RegisterKey, StoreError, parse_request
 
 
 async def register_key(call: Call) -> Response:
-    document = await read_json(call.request)
-    body, call.rate = await call.service.register(document, client_ip(call.request))
+    request = parse_request(RegisterKey, await read_json(call.request), "Invalid registration body.")
+    body, call.rate = await call.service.register(email=request.email, client=client_ip(call.request))
     return JSONResponse(body, status_code=201)
 
 

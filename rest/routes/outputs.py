@@ -9,7 +9,7 @@ from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload
-from store import CreateShareLink, StoreError, gone_body, store_error_from_validation
+from store import CreateShareLink, StoreError, gone_body, parse_request
 
 
 async def create_output(call: Call) -> Response:
@@ -66,15 +66,7 @@ async def delete_output(call: Call) -> Response:
 
 
 async def share_output(call: Call) -> Response:
-    document = await read_json(call.request)
-    try:
-        request = CreateShareLink.model_validate(document if document is not None else {})
-    except Exception as exc:
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        raise (store_error_from_validation(exc) or StoreError("invalid_request", "Invalid body.")) from None
+    request = parse_request(CreateShareLink, await read_json(call.request), "Invalid body.")
     body = await call.service.share(call.owner, call.request.path_params["output_id"], request.expiresInSeconds)
     return JSONResponse(body)
 

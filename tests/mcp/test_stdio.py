@@ -96,7 +96,7 @@ async def test_stdio_server_acts_for_the_api_key(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "outputlayer-data")
     service = open_service(settings)
     try:
-        registered, _ = await service.register({}, "127.0.0.1")
+        registered, _ = await service.register(client="127.0.0.1")
         with anyio.fail_after(START_TIMEOUT_SECONDS):
             async with Client(from_mcp_json(tmp_path, OUTPUTLAYER_API_KEY=registered["apiKey"])) as client:
                 saved = ok(await call(client, "save_artifact", mime_type="text/plain", content_text="keyed"))

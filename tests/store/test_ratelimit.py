@@ -106,14 +106,14 @@ async def test_route_family_window_is_exact(
 async def test_registrations_are_limited_per_ip(service: ArtifactService, clock: ManualClock) -> None:
     """Registration is limited per client IP; another IP is unaffected."""
     ip = next_ip()
-    await service.register({}, ip)
-    await service.register({}, ip)
-    error = await refused(service.register({}, ip))
+    await service.register(client=ip)
+    await service.register(client=ip)
+    error = await refused(service.register(client=ip))
     assert error.state.reset_seconds == 3600
-    await service.register({}, next_ip())
+    await service.register(client=next_ip())
     assert count(service, "accounts") == 3, "a refused registration creates no account"
     clock.advance(3600)
-    await service.register({}, ip)
+    await service.register(client=ip)
 
 
 @pytest.mark.anyio
