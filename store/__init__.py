@@ -75,8 +75,14 @@ from store.settings import Settings, SettingsError
 from store.sweeper import run_sweeper
 
 # Facts and builders the adapters render with (discovery documents, tool schemas, error contracts).
-from store.uploads import json_body_too_large
-from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES, parse_request, store_error_from_validation
+from store.uploads import json_body_too_large, too_large
+from store.validation import (
+    IDEMPOTENCY_KEY_MAX,
+    SUPPORTED_MIME_TYPES,
+    check_idempotency_key,
+    parse_request,
+    store_error_from_validation,
+)
 from store.views import Urls, output_fields, render_output
 
 __all__ = [
@@ -135,6 +141,7 @@ __all__ = [
     "balance_contract",
     "build_capabilities",
     "check_depth",
+    "check_idempotency_key",
     "compact_contract",
     "content_sources",
     "discovery_contract",
@@ -170,6 +177,7 @@ __all__ = [
     "share_contract",
     "sharing",
     "store_error_from_validation",
+    "too_large",
     "upload_link_contract",
     "upload_links",
     "upload_not_completed",

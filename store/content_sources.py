@@ -254,7 +254,7 @@ async def save(
             digest.update(chunk)
         expected = digest.hexdigest()
         idempotency_key = derived_idempotency_key(service, fields, expected)
-    session = await service.begin_upload(account, idempotency_key, content_length=source.size, wire="direct")
+    session = await service.begin_upload(account, idempotency_key, size=source.size)
     async with session:
         session.set_fields(fields)
         written = hashlib.sha256()

@@ -132,20 +132,13 @@ class ArtifactService:
         account: Account,
         idempotency_key: str | None,
         *,
-        content_length: int | None,
-        content_type: str | None = None,
-        wire: str | None = None,
+        size: int | None = None,
+        min_size: int = 0,
         via_link: bool = False,
     ) -> UploadSession:
         """Open an upload session; see :mod:`store.uploads`."""
         return await uploads.begin_upload(
-            self,
-            account,
-            idempotency_key,
-            content_length=content_length,
-            content_type=content_type,
-            wire=wire,
-            via_link=via_link,
+            self, account, idempotency_key, size=size, min_size=min_size, via_link=via_link
         )
 
     # --- reading, deleting, listing (store/outputs.py) ----------------------------------------

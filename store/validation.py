@@ -63,16 +63,6 @@ def check_idempotency_key(value: str | None) -> str:
     return value
 
 
-def upload_wire(content_type: str | None) -> str:
-    """Which wire shape an upload body has: "json" or "multipart"; anything else is refused."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media == "application/json":
-        return "json"
-    if media == "multipart/form-data":
-        return "multipart"
-    raise StoreError("invalid_request", "Send the upload as application/json (base64 content) or multipart/form-data.")
-
-
 def normalise_mime_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 

@@ -47,12 +47,12 @@ async def upload(
     key: str,
     content: bytes = b"hello, artifact",
     *,
-    content_length: int | None = None,
+    size: int | None = None,
     **fields: Any,
 ) -> UploadResult:
     """One direct upload (as MCP does it): ``mimeType`` defaults to text/plain; a field given as None is left out."""
     fields.setdefault("mimeType", "text/plain")
-    session = await service.begin_upload(account, key, content_length=content_length, wire="direct")
+    session = await service.begin_upload(account, key, size=size)
     async with session:
         session.set_fields({name: value for name, value in fields.items() if value is not None})
         await session.write(content)

@@ -8,21 +8,21 @@ from starlette.routing import Route
 from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
-from rest.uploads import feed_upload
-from store import CreateShareLink, StoreError, gone_body, parse_request
+from rest.uploads import feed_upload, upload_framing
+from store import CreateShareLink, StoreError, check_idempotency_key, gone_body, parse_request
 
 
 async def create_output(call: Call) -> Response:
     request = call.request
-    session = await call.service.begin_upload(
-        call.owner,
-        single_header(request, "Idempotency-Key"),
-        content_length=content_length(call),
-        content_type=request.headers.get("content-type"),
-    )
+    key = single_header(request, "Idempotency-Key")
+    length = content_length(call)
+    # The key is checked before the framing, so that a request without one hears that first.
+    check_idempotency_key(key)
+    framing = upload_framing(request.headers.get("content-type"), length, call.service.upload_limit(call.owner))
+    session = await call.service.begin_upload(call.owner, key, min_size=framing.min_size)
     call.rate = session.rate
     async with session:
-        await feed_upload(request, session, "multipart" if session.wire == "multipart" else "json")
+        await feed_upload(request, session, framing.wire)
         result = await session.finish()
     call.account = result.account
     response = JSONResponse(result.body, status_code=201)

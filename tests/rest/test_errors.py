@@ -97,6 +97,23 @@ async def test_upload_without_an_idempotency_key_is_400_missing_idempotency_key(
 
 @pytest.mark.any_backend
 @pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Content-Type": "text/plain"}, id="unknown-content-type"),
+        pytest.param({"Content-Type": "application/json", "Content-Length": "2000000"}, id="json-over-1mib"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_missing_idempotency_key_is_reported_before_the_body_framing(
+    client: httpx2.AsyncClient, auth: dict[str, str], headers: dict[str, str]
+) -> None:
+    """Without a key, a body that could not be an upload anyway still answers missing_idempotency_key."""
+    response = await client.post("/v1/outputs", content=in_chunks(b"{}"), headers={**auth, **headers})
+    assert_error(response, 400, "missing_idempotency_key", retryable=False, action="check_capabilities")
+
+
+@pytest.mark.any_backend
+@pytest.mark.parametrize(
     ("key", "status", "code"),
     [
         pytest.param("k" * 255, 201, None, id="255-chars-accepted"),

@@ -691,7 +691,7 @@ async def test_key_in_flight_is_503_then_reclaimed_after_60_seconds(
 ) -> None:
     """A claimed key answers 503 idempotency_in_flight with Retry-After 5; a dead slot is reclaimed after 60 s."""
     account = await service.authenticate(auth["Authorization"].removeprefix("Bearer "))
-    session = await service.begin_upload(account, "busy", content_length=None, content_type="application/json")
+    session = await service.begin_upload(account, "busy")
     response = await upload(client, auth, key="busy")
     body = assert_error(response, 503, "idempotency_in_flight", retryable=True, action="retry_after_wait")
     assert response.headers["retry-after"] == "5"
