@@ -40,6 +40,7 @@ from store.jsonbounds import MAX_DEPTH, check_depth, nesting_depth, parse_json, 
 from store.limits import JSON_BODY_LIMIT, SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.local import acting_account
 from store.plans import max_upload_bytes
+from store.rate_families import RateFamily, UseCase, family_of
 from store.ratelimit import RateLimited, RateState
 from store.schemas import (
     CURSOR_PATTERN,
@@ -122,6 +123,7 @@ __all__ = [
     "OutputResource",
     "OutputResult",
     "PageInfo",
+    "RateFamily",
     "RateLimited",
     "RateState",
     "RegisterKey",
@@ -137,6 +139,7 @@ __all__ = [
     "UploadSession",
     "UploadStatus",
     "Urls",
+    "UseCase",
     "acting_account",
     "balance_contract",
     "build_capabilities",
@@ -147,6 +150,7 @@ __all__ = [
     "discovery_contract",
     "error_contract",
     "error_envelope",
+    "family_of",
     "gone_body",
     "gone_error",
     "invalid_request",

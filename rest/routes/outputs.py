@@ -9,7 +9,7 @@ from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
 from rest.uploads import feed_upload, upload_framing
-from store import CreateShareLink, StoreError, check_idempotency_key, gone_body, parse_request
+from store import CreateShareLink, StoreError, check_idempotency_key, family_of, gone_body, parse_request
 
 
 async def create_output(call: Call) -> Response:
@@ -73,12 +73,14 @@ async def share_output(call: Call) -> Response:
 
 def output_routes() -> list[Route]:
     return [
-        route("/v1/outputs", POST=endpoint(create_output), GET=endpoint(list_outputs, family="reads")),
+        route(
+            "/v1/outputs", POST=endpoint(create_output), GET=endpoint(list_outputs, family=family_of("list_outputs"))
+        ),
         route(
             "/v1/outputs/{output_id}",
-            GET=endpoint(get_output, family="reads"),
-            DELETE=endpoint(delete_output, family="deletes"),
+            GET=endpoint(get_output, family=family_of("read_output")),
+            DELETE=endpoint(delete_output, family=family_of("delete_output")),
         ),
-        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family="reads")),
-        route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family="reads")),
+        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family=family_of("read_content"))),
+        route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family=family_of("share"))),
     ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from store import ArtifactService, ManualClock, RateLimited, StoreError
+from store import ArtifactService, ManualClock, RateFamily, RateLimited, StoreError, UseCase, family_of
+from store.rate_families import FAMILIES
 from store.settings import RateLimits
 from tests.factories import count, next_ip, register, upload, upload_error
 
@@ -226,3 +227,9 @@ async def test_plan_enforcement_applies_the_free_tier_upload_rate(service: Artif
         await upload(service, account, f"k{n}")
     error = await refused(service.begin_upload(account, "k10"))
     assert error.state.limit == 10
+
+
+def test_every_use_case_has_one_family_and_every_family_a_use_case() -> None:
+    """The table both doors ask is complete: no use case without a family, no family unused."""
+    assert set(FAMILIES) == set(get_args(UseCase))
+    assert {family_of(use_case) for use_case in get_args(UseCase)} == set(get_args(RateFamily))
