@@ -14,7 +14,7 @@ import pytest
 from store import ArtifactService, ManualClock, iso_ms
 from store.settings import RateLimits
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
-from tests.factories import multipart
+from tests.factories import multipart, upload_document
 
 QUOTA_HEADERS = (
     "x-outputlayer-free-remaining",
@@ -51,10 +51,6 @@ async def post_json(
         content=json.dumps(document).encode(),
         headers={**key_headers(auth, key), "Content-Type": "application/json"},
     )
-
-
-def upload_document(data: bytes = b"hello", **fields: Any) -> dict[str, Any]:
-    return {"mimeType": "text/plain", "content": b64(data), **fields}
 
 
 async def in_chunks(data: bytes, size: int = 4096, pulled: list[int] | None = None) -> AsyncIterator[bytes]:
