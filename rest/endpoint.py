@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.errors import error_response, unexpected_error
-from store import Account, ArtifactService, RateLimited, RateState, StoreError, parse_json_object
+from store import Account, ArtifactService, RateFamily, RateLimited, RateState, StoreError, parse_json_object
 
 log = logging.getLogger("outputlayer.rest")
 
@@ -88,11 +88,12 @@ def endpoint(
     handler: Handler,
     *,
     auth: bool = True,
-    family: str | None = None,
+    family: RateFamily | None = None,
     cors: bool = False,
     optional_auth: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap ``handler``; ``family`` names its rate limit (per key when authenticated, else per IP)."""
+    """Wrap ``handler``; ``family`` is its use case's rate limit (``store.family_of``; per key when
+    authenticated, else per IP)."""
 
     async def run(request: Request) -> Response:
         service: ArtifactService = request.state.service

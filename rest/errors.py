@@ -15,9 +15,15 @@ log = logging.getLogger("outputlayer.rest")
 
 def error_response(error: StoreError, request: Request, request_id: str) -> JSONResponse:
     response = JSONResponse(error_body(error, request, request_id), status_code=error.status, headers=error.headers)
-    if error.retry_after is not None and error.status in (429, 500, 503):
-        response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(retry_after_header(error))
     return response
+
+
+def retry_after_header(error: StoreError) -> dict[str, str]:
+    """``Retry-After`` for the answers that invite a later retry (429, 500, 503) and carry a wait."""
+    if error.retry_after is not None and error.status in (429, 500, 503):
+        return {"Retry-After": str(error.retry_after)}
+    return {}
 
 
 def error_body(error: StoreError, request: Request, request_id: str) -> dict[str, Any]:

@@ -1,24 +1,67 @@
-"""Upload bodies off the wire: JSON (bounded) and multipart (streamed), fed into a store upload session.
+"""Upload bodies off the wire: their framing (content type, the Content-Length pre-checks), JSON
+(bounded) and multipart (streamed), fed into a store upload session.
 
 Multipart parsing uses python-multipart's push parser (the one Starlette itself uses), fed chunk
 by chunk from ``request.stream()``, so the file part flows to the blob store without ever being
-held whole; fields may come before or after the file. All rules about the values live in the store.
+held whole; fields may come before or after the file. All rules about the values live in the store;
+this module knows only how the two wire shapes wrap them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from store import JSON_BODY_LIMIT, StoreError, UploadSession, json_body_too_large, parse_json
+from store import JSON_BODY_LIMIT, StoreError, UploadSession, json_body_too_large, parse_json, too_large
 
 TEXT_FIELD_LIMIT = 16_384
 CONTENT_FIELD = "content"
+# Bytes a body may carry besides the content: a multipart body's text fields, boundaries and part
+# headers, or a JSON body's fields around its base64 content.
+FORM_ENVELOPE_BYTES = 16_384
+
+Wire = Literal["json", "multipart"]
 
 
-async def feed_upload(request: Request, session: UploadSession, wire: str) -> None:
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """What an upload body's headers tell before a byte of it is read."""
+
+    wire: Wire
+    # The fewest content bytes a body of the declared length can carry (the store's storage pre-check).
+    min_size: int
+
+
+def upload_wire(content_type: str | None) -> Wire:
+    """Which wire shape an upload body has: "json" or "multipart"; anything else is refused."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json":
+        return "json"
+    if media == "multipart/form-data":
+        return "multipart"
+    raise StoreError("invalid_request", "Send the upload as application/json (base64 content) or multipart/form-data.")
+
+
+def upload_framing(content_type: str | None, content_length: int | None, limit: int) -> Framing:
+    """The body's wire shape, and a declared length that cannot fit refused before the body is read:
+    a JSON body above 1 MiB, a multipart body above the per-file ``limit`` plus its envelope."""
+    wire = upload_wire(content_type)
+    if content_length is None:
+        return Framing(wire, 0)
+    if wire == "json":
+        if content_length > JSON_BODY_LIMIT:
+            raise json_body_too_large()
+        # base64 carries 3 bytes in 4 characters
+        return Framing(wire, max(0, (content_length - FORM_ENVELOPE_BYTES) * 3 // 4))
+    if content_length > limit + FORM_ENVELOPE_BYTES:
+        raise too_large(limit)
+    return Framing(wire, max(0, content_length - FORM_ENVELOPE_BYTES))
+
+
+async def feed_upload(request: Request, session: UploadSession, wire: Wire) -> None:
     if wire == "json":
         await _feed_json(request, session)
     else:

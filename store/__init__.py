@@ -40,6 +40,7 @@ from store.jsonbounds import MAX_DEPTH, check_depth, nesting_depth, parse_json, 
 from store.limits import JSON_BODY_LIMIT, SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.local import acting_account
 from store.plans import max_upload_bytes
+from store.rate_families import RateFamily, UseCase, family_of
 from store.ratelimit import RateLimited, RateState
 from store.schemas import (
     CURSOR_PATTERN,
@@ -75,8 +76,14 @@ from store.settings import Settings, SettingsError
 from store.sweeper import run_sweeper
 
 # Facts and builders the adapters render with (discovery documents, tool schemas, error contracts).
-from store.uploads import json_body_too_large
-from store.validation import IDEMPOTENCY_KEY_MAX, SUPPORTED_MIME_TYPES, store_error_from_validation
+from store.uploads import json_body_too_large, too_large
+from store.validation import (
+    IDEMPOTENCY_KEY_MAX,
+    SUPPORTED_MIME_TYPES,
+    check_idempotency_key,
+    parse_request,
+    store_error_from_validation,
+)
 from store.views import Urls, output_fields, render_output
 
 __all__ = [
@@ -116,6 +123,7 @@ __all__ = [
     "OutputResource",
     "OutputResult",
     "PageInfo",
+    "RateFamily",
     "RateLimited",
     "RateState",
     "RegisterKey",
@@ -131,15 +139,18 @@ __all__ = [
     "UploadSession",
     "UploadStatus",
     "Urls",
+    "UseCase",
     "acting_account",
     "balance_contract",
     "build_capabilities",
     "check_depth",
+    "check_idempotency_key",
     "compact_contract",
     "content_sources",
     "discovery_contract",
     "error_contract",
     "error_envelope",
+    "family_of",
     "gone_body",
     "gone_error",
     "invalid_request",
@@ -160,6 +171,7 @@ __all__ = [
     "parse_iso",
     "parse_json",
     "parse_json_object",
+    "parse_request",
     "previews",
     "register_contract",
     "render_output",
@@ -169,6 +181,7 @@ __all__ = [
     "share_contract",
     "sharing",
     "store_error_from_validation",
+    "too_large",
     "upload_link_contract",
     "upload_links",
     "upload_not_completed",

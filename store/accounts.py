@@ -6,15 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from store.contract import balance_contract, register_contract
 from store.db import ACCOUNT_COLUMNS, Tx
 from store.errors import StoreError, invalid_request, missing_api_key
 from store.ids import key_digest, looks_like_api_key, new_api_key
 from store.ratelimit import RateState
-from store.schemas import RegisterKey
-from store.validation import store_error_from_validation
 
 if TYPE_CHECKING:
     from store.service import ArtifactService
@@ -45,13 +41,13 @@ def gone_account() -> StoreError:
     return StoreError("invalid_api_key", "The account of this API key no longer exists.")
 
 
-async def register(service: ArtifactService, document: Any, client_ip: str) -> tuple[dict[str, Any], RateState | None]:
-    """Create an account and its key; the key is returned once and only its digest is stored."""
-    try:
-        request = RegisterKey.model_validate(document if document is not None else {})
-    except ValidationError as exc:
-        error = store_error_from_validation(exc)
-        raise (error or invalid_request("Invalid registration body.")) from None
+async def register(
+    service: ArtifactService, *, email: str | None, client: str
+) -> tuple[dict[str, Any], RateState | None]:
+    """Create an account and its key; the key is returned once and only its digest is stored.
+
+    ``client`` names who registers, for the per-client registration limit (REST: the client's IP).
+    """
     api_key = new_api_key()
     account_id = service.ids.new("key")
     now = service.clock.now_ms()
@@ -59,11 +55,11 @@ async def register(service: ArtifactService, document: Any, client_ip: str) -> t
 
     def insert(tx: Tx) -> RateState | None:
         limit = settings.rate_limits.registrations_per_hour
-        rate = service.consume_rate(tx, f"register:{client_ip}", limit, 3600)
+        rate = service.consume_rate(tx, f"register:{client}", limit, 3600)
         tx.execute(
             "INSERT INTO accounts (id, key_hash, email, plan_tier, free_remaining, credits_remaining, "
             "storage_used_bytes, storage_limit_bytes, created_at) VALUES (?, ?, ?, 'free', ?, 0, 0, ?, ?)",
-            (account_id, key_digest(api_key), request.email, settings.free_uploads, settings.storage_limit_bytes, now),
+            (account_id, key_digest(api_key), email, settings.free_uploads, settings.storage_limit_bytes, now),
         )
         return rate
 

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import ValidationError
-
 from store.clock import Clock
 from store.contract import purchase_contract
 from store.db import Database, Tx
@@ -35,7 +33,7 @@ from store.paypal import TRANSMISSION_HEADERS, PayPalClient, PayPalRefused, PayP
 from store.plans import PACKS, Pack, higher_tier
 from store.schemas import Checkout
 from store.settings import Settings
-from store.validation import store_error_from_validation
+from store.validation import parse_request
 
 log = logging.getLogger("outputlayer.billing")
 
@@ -91,11 +89,7 @@ class Billing:
 
     async def checkout(self, account_id: str, document: Any) -> dict[str, Any]:
         """Create a PayPal order for a pack and a ``pending`` purchase holding its id."""
-        try:
-            request = Checkout.model_validate(document if document is not None else {})
-        except ValidationError as exc:
-            error = store_error_from_validation(exc)
-            raise (error or invalid_request('The body must be {"packId": "basic"|"pro"|"agency"}.')) from None
+        request = parse_request(Checkout, document, 'The body must be {"packId": "basic"|"pro"|"agency"}.')
         paypal = self._client()
         pack = PACKS[request.packId]
         purchase_id = self.ids.new("purch")

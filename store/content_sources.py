@@ -14,7 +14,8 @@ owns the rules that only such callers need, so its tools merely translate:
   so an identical retry is a replay, never a second charge;
 - a small artifact (at most :data:`INLINE_CONTENT_MAX_BYTES`) may be returned inline, as text for
   text types and as an image for images;
-- each read, share, list and delete counts against the same rate-limit family as its REST route.
+- each read, share, list and delete counts against the rate-limit family store/rate_families.py names
+  for its use case, as its REST route does.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from store.accounts import Account
 from store.base64text import unwrap_base64
 from store.errors import StoreError, invalid_request
 from store.outputs import Content, OutputResult
+from store.rate_families import family_of
 from store.service import ArtifactService
 from store.uploads import UploadResult, check_fields, too_large
 from store.validation import SUPPORTED_MIME_TYPES, fingerprint
@@ -254,7 +256,7 @@ async def save(
             digest.update(chunk)
         expected = digest.hexdigest()
         idempotency_key = derived_idempotency_key(service, fields, expected)
-    session = await service.begin_upload(account, idempotency_key, content_length=source.size, wire="direct")
+    session = await service.begin_upload(account, idempotency_key, size=source.size)
     async with session:
         session.set_fields(fields)
         written = hashlib.sha256()
@@ -300,7 +302,7 @@ def inline_kind(mime_type: str) -> InlineKind:
 
 async def fetch(service: ArtifactService, account: Account, output_id: str, *, include_content: bool) -> Fetched:
     """An output's metadata and contract (a read, as ``GET /v1/outputs/{id}``), with small content inline."""
-    await service.enforce_rate("reads", account.id)
+    await service.enforce_rate(family_of("read_output"), account.id)
     output = await service.get_output(account, output_id)
     size = int(output.body["sizeBytes"])
     if output.status == "ready" and size > INLINE_CONTENT_MAX_BYTES:
@@ -327,7 +329,7 @@ async def read(service: ArtifactService, account: Account, output_id: str) -> tu
 
     Bounded by the per-file upload limit, which every stored artifact is within.
     """
-    await service.enforce_rate("reads", account.id)
+    await service.enforce_rate(family_of("read_content"), account.id)
     content = await service.open_content(account, output_id)
     return content, await _read_all(service, content)
 
@@ -339,13 +341,13 @@ async def _read_all(service: ArtifactService, content: Content) -> bytes:
     return b"".join([chunk async for chunk in body])
 
 
-# --- the other use cases, with the rate limit of their REST routes ---------------------------
+# --- the other use cases, each counted against its use case's rate-limit family ---------------------------
 
 
 async def share(
     service: ArtifactService, account: Account, output_id: str, expires_in_seconds: int | None
 ) -> dict[str, Any]:
-    await service.enforce_rate("reads", account.id)
+    await service.enforce_rate(family_of("share"), account.id)
     return await service.share(account, output_id, expires_in_seconds)
 
 
@@ -355,7 +357,7 @@ async def create_upload_link(
     """An upload link (as ``POST /v1/uploads``). Without a key each call makes a new link: a link costs
     nothing until bytes arrive, and a key derived from the fields alone would hand a second file of the
     same type the first one's link (or output)."""
-    await service.enforce_rate("reads", account.id)
+    await service.enforce_rate(family_of("create_upload_link"), account.id)
     key = idempotency_key or f"{LINK_KEY_PREFIX}{secrets.token_hex(16)}"
     return await upload_links.create(service, account, key, document)
 
@@ -369,10 +371,10 @@ async def list_page(
     status: str | None,
     mime_type: str | None,
 ) -> dict[str, Any]:
-    await service.enforce_rate("reads", account.id)
+    await service.enforce_rate(family_of("list_outputs"), account.id)
     return await service.list_outputs(account, limit=limit, cursor=cursor, status=status, mime_type=mime_type)
 
 
 async def delete(service: ArtifactService, account: Account, output_id: str) -> dict[str, Any]:
-    await service.enforce_rate("deletes", account.id)
+    await service.enforce_rate(family_of("delete_output"), account.id)
     return await service.delete_output(account, output_id)

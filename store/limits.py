@@ -7,8 +7,6 @@ from __future__ import annotations
 
 # A JSON upload body (REST ``application/json``) is at most 1 MB; larger files go as multipart.
 JSON_BODY_LIMIT = 1_048_576
-# Bytes a multipart body may carry besides the content (text fields, boundaries, part headers).
-FORM_ENVELOPE_BYTES = 16_384
 # A completed Idempotency-Key is remembered for 7 days (SPEC section 6).
 IDEMPOTENCY_RETENTION_MS = 7 * 86_400_000
 # An in-flight slot with no progress for OUTPUTLAYER_STALE_UPLOAD_SECONDS (default 60) is reclaimed;

@@ -50,7 +50,7 @@ async def local_account(service: ArtifactService, data_dir: Path) -> Account:
                     f"The local key in {key_path} is not known to this database. Delete the file to create a new "
                     "local account, or set OUTPUTLAYER_API_KEY.",
                 ) from None
-        body, _ = await service.register({}, LOCAL_CLIENT)
+        body, _ = await service.register(client=LOCAL_CLIENT)
         await anyio.to_thread.run_sync(_write_key, key_path, str(body["apiKey"]))
         log.info("created local account %s (key in %s)", body["accountId"], key_path)
         return await service.account(str(body["accountId"]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from store import accounts, admin, lifecycle, outputs, ratelimit, sharing, uploads
+from store import accounts, admin, lifecycle, outputs, rate_families, ratelimit, sharing, uploads
 from store.accounts import Account
 from store.billing import Billing
 from store.blobs import BlobStore
@@ -18,6 +18,7 @@ from store.db import Database, Tx
 from store.ids import IdFactory
 from store.lifecycle import CheckReport, SweepReport
 from store.outputs import Content, OutputResult
+from store.rate_families import RateFamily
 from store.ratelimit import RateState
 from store.settings import Settings
 from store.uploads import UploadResult, UploadSession
@@ -63,9 +64,9 @@ class ArtifactService:
 
     # --- accounts (store/accounts.py, store/admin.py) ------------------------------------------
 
-    async def register(self, document: Any, client_ip: str) -> tuple[dict[str, Any], RateState | None]:
+    async def register(self, *, email: str | None = None, client: str) -> tuple[dict[str, Any], RateState | None]:
         """Create an account and its key; the key is returned once and only its digest is stored."""
-        return await accounts.register(self, document, client_ip)
+        return await accounts.register(self, email=email, client=client)
 
     async def authenticate(self, api_key: str | None) -> Account:
         """The account of an API key (``None`` when none was sent: ``missing_api_key``)."""
@@ -109,17 +110,11 @@ class ArtifactService:
             return None
         return ratelimit.consume(tx, bucket, limit, window_seconds, self.clock.now_ms())
 
-    async def enforce_rate(self, family: str, subject: str) -> RateState | None:
-        """Count one request of a route family ("reads", "deletes", "credits", "discovery")."""
+    async def enforce_rate(self, family: RateFamily, subject: str) -> RateState | None:
+        """Count one request of a rate-limit family (``family_of(use_case)``, store/rate_families.py)."""
         if not self.settings.rate_limits_enabled:
             return None
-        limits = self.settings.rate_limits
-        limit, window = {
-            "reads": (limits.reads_per_hour, 3600),
-            "deletes": (limits.deletes_per_hour, 3600),
-            "credits": (limits.credits_per_hour, 3600),
-            "discovery": (limits.discovery_per_minute, 60),
-        }[family]
+        limit, window = rate_families.budget(self.settings.rate_limits, family)
         return await self.db.write(lambda tx: self.consume_rate(tx, f"{family}:{subject}", limit, window))
 
     # --- uploads (store/uploads.py, store/idempotency.py, store/quota.py) ----------------------
@@ -132,20 +127,13 @@ class ArtifactService:
         account: Account,
         idempotency_key: str | None,
         *,
-        content_length: int | None,
-        content_type: str | None = None,
-        wire: str | None = None,
+        size: int | None = None,
+        min_size: int = 0,
         via_link: bool = False,
     ) -> UploadSession:
         """Open an upload session; see :mod:`store.uploads`."""
         return await uploads.begin_upload(
-            self,
-            account,
-            idempotency_key,
-            content_length=content_length,
-            content_type=content_type,
-            wire=wire,
-            via_link=via_link,
+            self, account, idempotency_key, size=size, min_size=min_size, via_link=via_link
         )
 
     # --- reading, deleting, listing (store/outputs.py) ----------------------------------------

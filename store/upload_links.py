@@ -260,9 +260,7 @@ async def begin_put(service: ArtifactService, token: str, content_length: int | 
         account = await service.account(str(row["account_id"]))
     except StoreError:
         raise link_not_found() from None
-    session = await service.begin_upload(
-        account, str(row["idempotency_key"]), content_length=content_length, wire="direct", via_link=True
-    )
+    session = await service.begin_upload(account, str(row["idempotency_key"]), size=content_length, via_link=True)
     session.set_fields(json.loads(row["fields"]))
     session.expect(declared, row["sha256"])
     return LinkUpload(service, str(row["id"]), session)

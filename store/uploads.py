@@ -32,7 +32,7 @@ from store.blobs import BlobWriter
 from store.db import Tx
 from store.errors import StoreError, idempotency_conflict, invalid_request
 from store.idempotency import Claim
-from store.limits import FORM_ENVELOPE_BYTES, HEARTBEATS_PER_STALE_PERIOD, JSON_BODY_LIMIT
+from store.limits import HEARTBEATS_PER_STALE_PERIOD, JSON_BODY_LIMIT
 from store.outputs import blob_key
 from store.plans import max_upload_bytes
 from store.quota import charge_upload, check_quota
@@ -44,7 +44,6 @@ from store.validation import (
     fingerprint,
     parse_form_field,
     store_error_from_validation,
-    upload_wire,
     validate_fields,
 )
 from store.views import OUTPUT_COLUMNS, render_output
@@ -88,26 +87,24 @@ async def begin_upload(
     account: Account,
     idempotency_key: str | None,
     *,
-    content_length: int | None,
-    content_type: str | None = None,
-    wire: str | None = None,
+    size: int | None = None,
+    min_size: int = 0,
     via_link: bool = False,
 ) -> UploadSession:
     """Open an upload (see the module docstring).
 
-    ``wire`` is "json" or "multipart" (taken from ``content_type`` when not given) or "direct"
-    for callers that hand over the bytes themselves, such as MCP. ``via_link`` is set by the upload
+    ``size`` is the content's exact size when the caller knows it before the bytes (MCP's content
+    sources, a PUT with Content-Length): above the per-file limit it is refused at once. ``min_size``
+    is the fewest bytes the content can have when only a bound is known (a REST body's length less its
+    framing); the storage pre-check runs on whichever is larger. ``via_link`` is set by the upload
     link (store/upload_links.py) whose Idempotency-Key this is; any other upload with a key an upload
     link holds is a conflict (the two routes share one key namespace).
     """
     key = check_idempotency_key(idempotency_key)
-    wire = wire or upload_wire(content_type)
     limit = upload_limit(service, account)
-    if content_length is not None:
-        envelope = {"json": JSON_BODY_LIMIT, "direct": limit}.get(wire, limit + FORM_ENVELOPE_BYTES)
-        if content_length > envelope:
-            raise json_body_too_large() if wire == "json" else too_large(limit)
-    floor = _minimum_content_bytes(wire, content_length)
+    if size is not None and size > limit:
+        raise too_large(limit)
+    floor = max(size or 0, min_size)
     output_id = service.ids.new("out")
     now = service.clock.now_ms()
     claim = await service.db.write(
@@ -115,7 +112,7 @@ async def begin_upload(
     )
     if claim.previous_output_id is not None:
         await service.blobs.delete(blob_key(account.id, claim.previous_output_id))
-    session = UploadSession(service, account, key, claim, None, limit, wire)
+    session = UploadSession(service, account, key, claim, None, limit)
     if claim.replay_fingerprint is None:
         try:
             session._writer = await service.blobs.writer(blob_key(account.id, output_id), "application/octet-stream")
@@ -141,7 +138,6 @@ class UploadSession:
         claim: Claim,
         writer: BlobWriter | None,
         limit: int,
-        wire: str,
     ) -> None:
         self.service = service
         self.account = account
@@ -150,7 +146,6 @@ class UploadSession:
         self.rate = claim.rate
         self._writer = writer
         self._limit = limit
-        self.wire = wire
         self._fields: dict[str, Any] = {}
         self._hash = hashlib.sha256()
         self.size = 0
@@ -393,17 +388,6 @@ def too_large(limit: int, *, json_body: bool = False) -> StoreError:
     if json_body:
         return StoreError("payload_too_large", f"JSON upload bodies are limited to {limit} bytes; use multipart.")
     return StoreError("payload_too_large", f"The content exceeds the upload limit of {limit} bytes.")
-
-
-def _minimum_content_bytes(wire: str, content_length: int | None) -> int:
-    """The fewest content bytes a body of this length can carry (for the early storage check)."""
-    if content_length is None:
-        return 0
-    if wire == "direct":
-        return content_length
-    if wire == "json":
-        return max(0, (content_length - FORM_ENVELOPE_BYTES) * 3 // 4)
-    return max(0, content_length - FORM_ENVELOPE_BYTES)
 
 
 def _insert_output(tx: Tx, row: dict[str, Any]) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from store.clock import parse_iso
 from store.errors import StoreError
@@ -63,16 +63,6 @@ def check_idempotency_key(value: str | None) -> str:
     return value
 
 
-def upload_wire(content_type: str | None) -> str:
-    """Which wire shape an upload body has: "json" or "multipart"; anything else is refused."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media == "application/json":
-        return "json"
-    if media == "multipart/form-data":
-        return "multipart"
-    raise StoreError("invalid_request", "Send the upload as application/json (base64 content) or multipart/form-data.")
-
-
 def normalise_mime_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
@@ -111,6 +101,18 @@ def store_error_from_validation(exc: ValidationError, *, partial: bool = False) 
     where = ".".join(loc) or "body"
     detail = str(error["msg"]).removeprefix("Value error, ")
     return StoreError(code, f"Invalid {where}: {detail}.")
+
+
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
+
+
+def parse_request(model: type[RequestModel], document: Any, fallback: str) -> RequestModel:
+    """A request document (``None`` for an empty body, read as ``{}``) as ``model``; a document the
+    model refuses is the store error of its most important failure, else ``invalid_request(fallback)``."""
+    try:
+        return model.model_validate(document if document is not None else {})
+    except ValidationError as exc:
+        raise (store_error_from_validation(exc) or StoreError("invalid_request", fallback)) from None
 
 
 def validate_fields(

@@ -3,11 +3,14 @@ and the actions an answer recommends."""
 
 from __future__ import annotations
 
+import base64
 import itertools
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
+import httpx2
 import pytest
 from anyio.abc import TaskStatus
 
@@ -19,6 +22,8 @@ from store.clock import iso_ms
 
 T = TypeVar("T")
 RACE_TIMEOUT_SECONDS = 60
+# The MCP tools, in the order the server lists them.
+TOOL_NAMES = ("save_artifact", "get_artifact", "share", "create_upload_link", "list_artifacts", "delete_artifact")
 
 _ips = itertools.count(1)
 
@@ -37,7 +42,7 @@ def next_ip() -> str:
 
 async def register(service: ArtifactService, ip: str | None = None) -> Account:
     """A fresh account, as ``POST /v1/keys/register`` would create it."""
-    body, _ = await service.register({}, ip or next_ip())
+    body, _ = await service.register(client=ip or next_ip())
     return await service.account(body["accountId"])
 
 
@@ -47,12 +52,12 @@ async def upload(
     key: str,
     content: bytes = b"hello, artifact",
     *,
-    content_length: int | None = None,
+    size: int | None = None,
     **fields: Any,
 ) -> UploadResult:
     """One direct upload (as MCP does it): ``mimeType`` defaults to text/plain; a field given as None is left out."""
     fields.setdefault("mimeType", "text/plain")
-    session = await service.begin_upload(account, key, content_length=content_length, wire="direct")
+    session = await service.begin_upload(account, key, size=size)
     async with session:
         session.set_fields({name: value for name, value in fields.items() if value is not None})
         await session.write(content)
@@ -265,6 +270,50 @@ class FaultyBlobs:
 
 
 # --- request bodies and answers (REST and MCP tests) -----------------------------------------
+
+
+def upload_document(data: bytes = b"hello", *, mime: str = "text/plain", **fields: Any) -> dict[str, Any]:
+    """A JSON upload body: ``data`` as base64 ``content`` with ``mimeType`` and any other fields."""
+    return {"mimeType": mime, "content": base64.b64encode(data).decode(), **fields}
+
+
+async def post_upload(
+    client: httpx2.AsyncClient,
+    auth: dict[str, str],
+    data: bytes = b"hello",
+    *,
+    key: str | None = None,
+    mime: str = "text/plain",
+    **fields: Any,
+) -> httpx2.Response:
+    """``POST /v1/outputs`` of a JSON upload, with a fresh Idempotency-Key unless ``key`` is given."""
+    headers = {**auth, "Idempotency-Key": key or uuid.uuid4().hex}
+    return await client.post("/v1/outputs", json=upload_document(data, mime=mime, **fields), headers=headers)
+
+
+async def uploaded(
+    client: httpx2.AsyncClient, auth: dict[str, str], data: bytes = b"hello", **options: Any
+) -> dict[str, Any]:
+    """The output a REST upload created (fails the test unless it answered 201)."""
+    response = await post_upload(client, auth, data, **options)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def registered_auth(client: httpx2.AsyncClient) -> dict[str, str]:
+    """The Authorization header of a fresh account registered over REST."""
+    response = await client.post("/v1/keys/register", json={})
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['apiKey']}"}
+
+
+async def balance(client: httpx2.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
+    """``GET /v1/credits/balance`` (fails the test unless it answered 200)."""
+    response = await client.get("/v1/credits/balance", headers=auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def multipart(

@@ -14,13 +14,16 @@ import hashlib
 import json
 from typing import Any
 
+from rest.errors import retry_after_header
 from store import (
-    ERROR_KINDS,
     SUPPORTED_MIME_TYPES,
+    OutputResult,
     Settings,
+    StoreError,
     Urls,
     balance_contract,
-    error_contract,
+    error_envelope,
+    gone_body,
     iso_ms,
     list_contract,
     output_expired,
@@ -220,18 +223,31 @@ def _request(
 
 def _error(code: str, message: str, method: str, path: str, *, retry_after: int | None = None) -> dict[str, Any]:
     """The response to a request that failed with ``code`` (status, headers and body as the server sends)."""
-    kind = ERROR_KINDS[code]
-    wait = retry_after if retry_after is not None else kind.retry_after
-    response: dict[str, Any] = {"status": kind.status}
-    if wait is not None and kind.status in (429, 500, 503):
-        response["headers"] = {"Retry-After": str(wait)}
-    response["body"] = {
-        "error": code,
-        "message": message,
-        "request_id": REQUEST_ID,
-        "agent_contract": error_contract(code, method=method, path=path, retry_after=wait, retryable=kind.retryable),
-    }
+    error = StoreError(code, message, retry_after=retry_after)
+    response: dict[str, Any] = {"status": error.status}
+    headers = retry_after_header(error)
+    if headers:
+        response["headers"] = headers
+    response["body"] = error_envelope(error, request_id=REQUEST_ID, method=method, path=path)
     return response
+
+
+def _gone_output(
+    base: str, urls: Urls, row: dict[str, Any], at: int, example_id: str, title: str, note: str | None = None
+) -> Example:
+    """``GET /v1/outputs/{id}`` of an expired or deleted output at instant ``at``: 410 with the output."""
+    output = render_output(row, at, urls)
+    body = gone_body(OutputResult(output, output["status"]), REQUEST_ID)
+    request = _request("GET", f"{base}/v1/outputs/{OUTPUT_ID}")
+    return _example(example_id, title, request, {"status": 410, "body": body}, note=note)
+
+
+def _content_error(base: str, example_id: str, title: str, error: StoreError, note: str) -> Example:
+    """``GET /v1/outputs/{id}/content`` of an output whose bytes cannot be sent: the error envelope."""
+    path = f"/v1/outputs/{OUTPUT_ID}/content"
+    return _example(
+        example_id, title, _request("GET", f"{base}{path}"), _error(error.code, error.message, "GET", path), note=note
+    )
 
 
 def _json_upload(content: bytes, **fields: Any) -> dict[str, Any]:
@@ -348,13 +364,13 @@ def _get_content_public(base: str, urls: Urls, row: dict[str, Any]) -> Example:
 
 
 def _get_output_expired(base: str, urls: Urls, row: dict[str, Any]) -> Example:
-    later = row["expires_at"] + 1000
-    body = {**render_output(row, later, urls), "error": "output_expired", "request_id": REQUEST_ID}
-    return _example(
+    return _gone_output(
+        base,
+        urls,
+        row,
+        row["expires_at"] + 1000,
         "get_output_expired",
         "Get metadata for an expired output (HTTP 410)",
-        _request("GET", f"{base}/v1/outputs/{OUTPUT_ID}"),
-        {"status": 410, "body": body},
         note="Expired and deleted outputs return HTTP 410 with the full output object, not the bare error "
         "envelope, plus error and request_id. contentUrl and publicUrl are null. Ids never return 404 once "
         "they existed.",
@@ -362,12 +378,11 @@ def _get_output_expired(base: str, urls: Urls, row: dict[str, Any]) -> Example:
 
 
 def _get_content_expired(base: str) -> Example:
-    path = f"/v1/outputs/{OUTPUT_ID}/content"
-    return _example(
+    return _content_error(
+        base,
         "get_content_expired",
         "Stream content — output expired (HTTP 410)",
-        _request("GET", f"{base}{path}"),
-        _error("output_expired", output_expired().message, "GET", path),
+        output_expired(),
         note="The content endpoint answers with the error envelope (not bytes) once the output has expired.",
     )
 
@@ -391,12 +406,11 @@ def _get_output_failed(base: str, urls: Urls, row: dict[str, Any], now: int) -> 
 
 
 def _get_content_failed(base: str) -> Example:
-    path = f"/v1/outputs/{OUTPUT_ID}/content"
-    return _example(
+    return _content_error(
+        base,
         "get_content_failed",
         "Stream content — upload failed (HTTP 422)",
-        _request("GET", f"{base}{path}"),
-        _error("upload_failed", upload_not_completed().message, "GET", path),
+        upload_not_completed(),
         note="The content endpoint answers 422 with the error envelope when the upload of this output did not "
         "complete. Retry the original POST /v1/outputs with the same Idempotency-Key.",
     )
@@ -420,12 +434,8 @@ def _delete_output(base: str, urls: Urls, row: dict[str, Any], now: int) -> Exam
 
 def _get_output_deleted(base: str, urls: Urls, row: dict[str, Any], now: int) -> Example:
     deleted = _deleted_row(row, now)
-    body = {**render_output(deleted, deleted["deleted_at"], urls), "error": "output_deleted", "request_id": REQUEST_ID}
-    return _example(
-        "get_output_deleted",
-        "Get metadata for a deleted output (HTTP 410)",
-        _request("GET", f"{base}/v1/outputs/{OUTPUT_ID}"),
-        {"status": 410, "body": body},
+    return _gone_output(
+        base, urls, deleted, deleted["deleted_at"], "get_output_deleted", "Get metadata for a deleted output (HTTP 410)"
     )
 
 

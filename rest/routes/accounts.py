@@ -7,12 +7,12 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, client_ip, endpoint, read_json, route
 from rest.responses import JSONResponse
-from store import WEBHOOK_BODY_LIMIT, StoreError
+from store import WEBHOOK_BODY_LIMIT, RegisterKey, StoreError, family_of, parse_request
 
 
 async def register_key(call: Call) -> Response:
-    document = await read_json(call.request)
-    body, call.rate = await call.service.register(document, client_ip(call.request))
+    request = parse_request(RegisterKey, await read_json(call.request), "Invalid registration body.")
+    body, call.rate = await call.service.register(email=request.email, client=client_ip(call.request))
     return JSONResponse(body, status_code=201)
 
 
@@ -47,8 +47,8 @@ async def paypal_webhook(call: Call) -> Response:
 def account_routes() -> list[Route]:
     return [
         route("/v1/keys/register", POST=endpoint(register_key, auth=False)),
-        route("/v1/credits/balance", GET=endpoint(balance, family="credits")),
-        route("/v1/credits/checkout", POST=endpoint(checkout, family="credits")),
-        route("/v1/credits/verify", GET=endpoint(verify, family="credits")),
+        route("/v1/credits/balance", GET=endpoint(balance, family=family_of("balance"))),
+        route("/v1/credits/checkout", POST=endpoint(checkout, family=family_of("checkout"))),
+        route("/v1/credits/verify", GET=endpoint(verify, family=family_of("verify_purchase"))),
         route("/webhooks/paypal", POST=endpoint(paypal_webhook, auth=False)),
     ]

@@ -38,6 +38,7 @@ from store import (
     StoreError,
     build_capabilities,
     discovery_contract,
+    family_of,
     max_upload_bytes,
     server_version,
     service_unavailable,
@@ -59,7 +60,7 @@ def discovery_routes() -> list[BaseRoute]:
     cache = _Cache()
 
     def discovery(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        return endpoint(handler, auth=False, optional_auth=True, family="discovery", cors=True)
+        return endpoint(handler, auth=False, optional_auth=True, family=family_of("discovery"), cors=True)
 
     async def capabilities(call: Call) -> Response:
         documents = cache.get(_settings(call))

@@ -8,21 +8,21 @@ from starlette.routing import Route
 from rest.content import content_response
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
-from rest.uploads import feed_upload
-from store import CreateShareLink, StoreError, gone_body, store_error_from_validation
+from rest.uploads import feed_upload, upload_framing
+from store import CreateShareLink, StoreError, check_idempotency_key, family_of, gone_body, parse_request
 
 
 async def create_output(call: Call) -> Response:
     request = call.request
-    session = await call.service.begin_upload(
-        call.owner,
-        single_header(request, "Idempotency-Key"),
-        content_length=content_length(call),
-        content_type=request.headers.get("content-type"),
-    )
+    key = single_header(request, "Idempotency-Key")
+    length = content_length(call)
+    # The key is checked before the framing, so that a request without one hears that first.
+    check_idempotency_key(key)
+    framing = upload_framing(request.headers.get("content-type"), length, call.service.upload_limit(call.owner))
+    session = await call.service.begin_upload(call.owner, key, min_size=framing.min_size)
     call.rate = session.rate
     async with session:
-        await feed_upload(request, session, "multipart" if session.wire == "multipart" else "json")
+        await feed_upload(request, session, framing.wire)
         result = await session.finish()
     call.account = result.account
     response = JSONResponse(result.body, status_code=201)
@@ -66,27 +66,21 @@ async def delete_output(call: Call) -> Response:
 
 
 async def share_output(call: Call) -> Response:
-    document = await read_json(call.request)
-    try:
-        request = CreateShareLink.model_validate(document if document is not None else {})
-    except Exception as exc:
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        raise (store_error_from_validation(exc) or StoreError("invalid_request", "Invalid body.")) from None
+    request = parse_request(CreateShareLink, await read_json(call.request), "Invalid body.")
     body = await call.service.share(call.owner, call.request.path_params["output_id"], request.expiresInSeconds)
     return JSONResponse(body)
 
 
 def output_routes() -> list[Route]:
     return [
-        route("/v1/outputs", POST=endpoint(create_output), GET=endpoint(list_outputs, family="reads")),
+        route(
+            "/v1/outputs", POST=endpoint(create_output), GET=endpoint(list_outputs, family=family_of("list_outputs"))
+        ),
         route(
             "/v1/outputs/{output_id}",
-            GET=endpoint(get_output, family="reads"),
-            DELETE=endpoint(delete_output, family="deletes"),
+            GET=endpoint(get_output, family=family_of("read_output")),
+            DELETE=endpoint(delete_output, family=family_of("delete_output")),
         ),
-        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family="reads")),
-        route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family="reads")),
+        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family=family_of("read_content"))),
+        route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family=family_of("share"))),
     ]

@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from rest.endpoint import Call, content_length, endpoint, read_json, route, single_header
 from rest.responses import JSONResponse
-from store import upload_links
+from store import family_of, upload_links
 
 
 async def create_upload_link(call: Call) -> Response:
@@ -40,7 +40,7 @@ async def put_content(call: Call) -> Response:
 
 def upload_link_routes() -> list[Route]:
     return [
-        route("/v1/uploads", POST=endpoint(create_upload_link, family="reads")),
-        route("/v1/uploads/{upload_id}", GET=endpoint(get_upload, family="reads")),
+        route("/v1/uploads", POST=endpoint(create_upload_link, family=family_of("create_upload_link"))),
+        route("/v1/uploads/{upload_id}", GET=endpoint(get_upload, family=family_of("upload_status"))),
         route(f"{upload_links.UPLOAD_PATH}{{token}}", PUT=endpoint(put_content, auth=False)),
     ]

@@ -9,7 +9,8 @@ import pytest
 
 from rest.cli import main
 from store import Settings
-from tests.billing.test_billing import balance, bought
+from tests.billing.test_billing import bought
+from tests.factories import balance
 from tests.paypal_fake import FakePayPal
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from store import ArtifactService, ManualClock, Settings
 from tests.conftest import assert_contract, assert_error, b64
-from tests.factories import count
+from tests.factories import balance, count
 from tests.paypal_fake import CLIENT_SECRET, TOKEN_SECONDS, Delivery, FakePayPal
 
 BASIC = {"credits": 200, "storage": 2_147_483_648, "price": "6.99"}
@@ -36,6 +36,14 @@ def order_id_of(paypal: FakePayPal, purchase_id: str) -> str:
     return order_id
 
 
+async def ordered(
+    client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, pack: str = "basic"
+) -> tuple[str, str]:
+    """A checkout's purchaseId and the PayPal order behind it."""
+    purchase_id: str = (await checkout(client, auth, pack))["purchaseId"]
+    return purchase_id, order_id_of(paypal, purchase_id)
+
+
 async def deliver(client: httpx2.AsyncClient, delivery: Delivery) -> httpx2.Response:
     return await client.post("/webhooks/paypal", content=delivery.body, headers=delivery.headers)
 
@@ -44,13 +52,6 @@ async def delivered(client: httpx2.AsyncClient, delivery: Delivery) -> None:
     response = await deliver(client, delivery)
     assert response.status_code == 200, response.text
     assert response.json() == {"received": True}
-
-
-async def balance(client: httpx2.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-    response = await client.get("/v1/credits/balance", headers=auth)
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def verify(client: httpx2.AsyncClient, auth: dict[str, str], purchase_id: str) -> dict[str, Any]:
@@ -68,8 +69,7 @@ def recommended(body: dict[str, Any]) -> str:
 
 async def bought(client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, pack: str = "basic") -> str:
     """A purchase taken through the whole webhook flow; its purchaseId."""
-    purchase_id: str = (await checkout(client, auth, pack))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal, pack)
     await delivered(client, paypal.approve(order_id))
     await delivered(client, paypal.capture_event(order_id))
     return purchase_id
@@ -167,8 +167,7 @@ async def test_the_webhook_flow_captures_then_credits_the_pack_once(
 ) -> None:
     """APPROVED → capture (PayPal-Request-Id purchaseId-capture); COMPLETED → credits, storage, tier; replays
     of both events answer 200 and credit nothing more."""
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal)
     approved = paypal.approve(order_id)
     await delivered(client, approved)
     (capture,) = [r for r in paypal.requests if r[1].endswith("/capture")]
@@ -191,8 +190,7 @@ async def test_the_webhook_flow_captures_then_credits_the_pack_once(
 async def test_concurrent_deliveries_of_one_capture_credit_once(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, service: ArtifactService
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    _, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id)
     completed = paypal.capture_event(order_id)
     statuses: list[int] = []
@@ -232,8 +230,7 @@ async def test_a_higher_pack_raises_the_tier_and_a_lower_one_keeps_it(
 async def test_an_unverified_webhook_answers_400_and_changes_nothing(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, service: ArtifactService, delivery_change: str
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    _, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id)
     genuine = paypal.capture_event(order_id)
     if delivery_change == "tampered":
@@ -261,8 +258,7 @@ async def test_a_webhook_that_is_not_json_is_invalid_request(client: httpx2.Asyn
 async def test_a_webhook_while_paypal_is_down_is_503_and_changes_nothing(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, service: ArtifactService
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    _, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id)
     completed = paypal.capture_event(order_id)
     paypal.down = True
@@ -287,8 +283,7 @@ async def test_a_capture_that_does_not_match_the_pack_credits_nothing(
     amount: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id, amount)
     with caplog.at_level(logging.WARNING, logger="outputlayer.billing"):
         await delivered(client, paypal.capture_event(order_id))
@@ -303,8 +298,7 @@ async def test_a_capture_that_does_not_match_the_pack_credits_nothing(
 async def test_a_capture_whose_custom_id_names_no_purchase_credits_nothing(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, service: ArtifactService
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    _, order_id = await ordered(client, auth, paypal)
     capture = paypal.paid_elsewhere(order_id)
     stranger = {**capture, "custom_id": "purch_NOSUCHPURCHASE", "supplementary_data": {}}
     await delivered(client, paypal.event("PAYMENT.CAPTURE.COMPLETED", "capture", stranger))
@@ -339,8 +333,7 @@ async def test_a_capture_declined_at_capture_time_fails_the_purchase(
 async def test_payment_capture_denied_fails_the_purchase(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id)
     await delivered(client, paypal.capture_event(order_id, "PAYMENT.CAPTURE.DENIED"))
     assert (await verify(client, auth, purchase_id))["status"] == "failed"
@@ -390,8 +383,7 @@ async def test_verify_captures_an_approved_order_whose_webhook_was_lost(
 async def test_verify_credits_a_completed_order_and_the_late_webhook_credits_nothing_more(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, service: ArtifactService
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal)
     paypal.paid_elsewhere(order_id)
     assert (await verify(client, auth, purchase_id))["status"] == "confirmed"
     await delivered(client, paypal.capture_event(order_id))
@@ -475,8 +467,7 @@ async def test_a_capture_event_is_matched_by_any_one_of_its_references(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal, kept: str
 ) -> None:
     """custom_id, supplementary_data.related_ids.order_id or the ``up`` link to the order: one is enough."""
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    _, order_id = await ordered(client, auth, paypal)
     capture = paypal.paid_elsewhere(order_id)
     references = {"custom_id", "supplementary_data", "links"}
     stripped = {k: v for k, v in capture.items() if k not in references - {kept}}
@@ -488,8 +479,7 @@ async def test_a_capture_event_is_matched_by_any_one_of_its_references(
 async def test_a_lost_capture_reply_is_retried_with_the_same_request_id_and_captures_once(
     client: httpx2.AsyncClient, auth: dict[str, str], paypal: FakePayPal
 ) -> None:
-    purchase_id = (await checkout(client, auth))["purchaseId"]
-    order_id = order_id_of(paypal, purchase_id)
+    purchase_id, order_id = await ordered(client, auth, paypal)
     paypal.lose_next_reply.add("capture")
     await delivered(client, paypal.approve(order_id))
     assert paypal.calls["capture"] == 2

@@ -147,7 +147,7 @@ class McpDoor:
 async def door(
     request: pytest.FixtureRequest, client: httpx2.AsyncClient, service: ArtifactService
 ) -> AsyncIterator[Door]:
-    registered, _ = await service.register({}, next_ip())
+    registered, _ = await service.register(client=next_ip())
     account = await service.account(registered["accountId"])
     if request.param == "rest":
         yield RestDoor(client, registered["apiKey"], account)

@@ -35,7 +35,7 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def mcp(service: ArtifactService) -> AsyncIterator[Client]:
-    registered, _ = await service.register({}, "10.200.0.1")
+    registered, _ = await service.register(client="10.200.0.1")
     async with Client(build_mcp_server(service, account_id=registered["accountId"]), raise_exceptions=True) as client:
         yield client
 

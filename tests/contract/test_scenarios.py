@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from store import ArtifactService, ManualClock
+from store.settings import RateLimits
 from tests.contract.conftest import Door
 
 pytestmark = pytest.mark.anyio
@@ -88,3 +89,24 @@ async def test_unknown_ids_are_not_found(door: Door) -> None:
     missing = "out_01J0000000000000000000000Z"
     assert (await door.get(missing)).code == "output_not_found"
     assert (await door.delete(missing)).code == "output_not_found"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [pytest.param({"rate_limits": RateLimits(reads_per_hour=4, deletes_per_hour=1)}, id="reads-4-deletes-1")],
+)
+async def test_reads_shares_lists_and_links_spend_one_budget_and_deletes_another(door: Door) -> None:
+    """Each use case counts against the family the store names for it, whichever door it comes through."""
+    output_id = (await door.save_text("budget", key="scenario-budget")).body["outputId"]
+    spent = [
+        await door.get(output_id),
+        await door.share(output_id),
+        await door.list(limit=1),
+        await door.create_upload_link({"mimeType": "text/plain"}),
+    ]
+    assert [answer.code for answer in spent] == ["ok"] * 4
+    assert (await door.get(output_id)).code == "rate_limited"
+    assert (await door.delete(output_id)).code == "ok"
+    refused = await door.delete(output_id)
+    assert refused.code == "rate_limited"
+    assert refused.body["agent_contract"]["retryable"] is True

@@ -21,7 +21,7 @@ _ips = itertools.count(1)
 
 async def new_account(service: ArtifactService) -> Account:
     n = next(_ips)
-    body, _ = await service.register({}, f"10.9.{n // 256}.{n % 256}")
+    body, _ = await service.register(client=f"10.9.{n // 256}.{n % 256}")
     return await service.account(body["accountId"])
 
 

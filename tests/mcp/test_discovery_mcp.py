@@ -12,6 +12,7 @@ import pytest
 
 from outputlayer_mcp import build_mcp_server
 from store import ArtifactService, Settings
+from tests.factories import TOOL_NAMES
 
 pytestmark = [pytest.mark.anyio, pytest.mark.any_backend]
 
@@ -29,14 +30,7 @@ async def test_tool_card_is_the_servers_tool_list(
     card = (await client.get("/v1/tool")).json()
     assert card["tools"] == await live_tools(service)
     names = [tool["name"] for tool in card["tools"]]
-    assert names == [
-        "save_artifact",
-        "get_artifact",
-        "share",
-        "create_upload_link",
-        "list_artifacts",
-        "delete_artifact",
-    ]
+    assert names == list(TOOL_NAMES)
     for tool in card["tools"]:
         assert {"name", "title", "description", "inputSchema", "outputSchema", "annotations"} <= set(tool)
     assert [t["uriTemplate"] for t in card["resourceTemplates"]] == ["outputlayer://outputs/{output_id}"]

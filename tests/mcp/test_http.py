@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.factories import TOOL_NAMES
 from tests.mcp.conftest import call, ok
 from tests.serving import Server, running_server
 
@@ -56,14 +57,7 @@ async def test_tools_over_http_in_both_protocol_eras(served: Server, mode: str) 
     with anyio.fail_after(CALL_TIMEOUT_SECONDS):
         async with connect(served, key, mode) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {
-                "save_artifact",
-                "get_artifact",
-                "share",
-                "create_upload_link",
-                "list_artifacts",
-                "delete_artifact",
-            }
+            assert names == set(TOOL_NAMES)
             saved = ok(await call(client, "save_artifact", mime_type="text/plain", content_text=f"over {mode}"))
             saved = ok(await call(client, "get_artifact", output_id=saved["outputId"]))
             assert saved["contentUrl"].startswith(served.base_url)

@@ -57,7 +57,7 @@ async def test_a_key_file_from_another_database_is_refused(service: ArtifactServ
 
 
 async def test_the_api_key_wins(service: ArtifactService, settings: Settings) -> None:
-    registered, _ = await service.register({}, "10.1.1.1")
+    registered, _ = await service.register(client="10.1.1.1")
     account = await acting_account(service, dataclasses.replace(settings, api_key=registered["apiKey"]))
     assert account.id == registered["accountId"]
     assert not (settings.data_dir / LOCAL_KEY_FILE).exists()

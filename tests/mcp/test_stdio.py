@@ -19,6 +19,7 @@ from mcp import Client, StdioServerParameters
 from outputlayer_mcp.card import STDIO_ARGS, STDIO_COMMAND
 from store import Settings, open_service
 from store.local import LOCAL_KEY_FILE
+from tests.factories import TOOL_NAMES
 from tests.mcp.conftest import call, ok, refused
 
 pytestmark = pytest.mark.anyio
@@ -67,14 +68,7 @@ async def test_stdio_server_from_mcp_json_acts_for_a_remembered_local_account(tm
     with anyio.fail_after(START_TIMEOUT_SECONDS):
         async with Client(from_mcp_json(tmp_path)) as first:
             tools = {tool.name for tool in (await first.list_tools()).tools}
-            assert tools == {
-                "save_artifact",
-                "get_artifact",
-                "share",
-                "create_upload_link",
-                "list_artifacts",
-                "delete_artifact",
-            }
+            assert tools == set(TOOL_NAMES)
             saved = ok(await call(first, "save_artifact", mime_type="text/plain", path="notes.txt", label="notes"))
             refused(
                 await call(first, "save_artifact", mime_type="text/plain", path="../outside.txt"), "invalid_request"
@@ -96,7 +90,7 @@ async def test_stdio_server_acts_for_the_api_key(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "outputlayer-data")
     service = open_service(settings)
     try:
-        registered, _ = await service.register({}, "127.0.0.1")
+        registered, _ = await service.register(client="127.0.0.1")
         with anyio.fail_after(START_TIMEOUT_SECONDS):
             async with Client(from_mcp_json(tmp_path, OUTPUTLAYER_API_KEY=registered["apiKey"])) as client:
                 saved = ok(await call(client, "save_artifact", mime_type="text/plain", content_text="keyed"))

@@ -301,7 +301,7 @@ async def test_rate_limited(mcp: Client) -> None:
 
 
 async def test_a_key_in_flight_is_retryable(mcp: Client, service: ArtifactService, account: Account) -> None:
-    session = await service.begin_upload(account, "busy", content_length=None, wire="direct")
+    session = await service.begin_upload(account, "busy")
     async with session:
         body = refused(
             await call(mcp, "save_artifact", mime_type="text/plain", content_text="x", idempotency_key="busy"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 
 from rest.app import create_app
 from store import ArtifactService, ManualClock, Settings
-from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
-from tests.factories import action_codes
+from tests.conftest import REQUEST_ID, assert_contract, assert_error
+from tests.factories import action_codes, post_upload
 
 API_KEY = re.compile(r"^ol_live_[0-9a-f]{64}$")
 ACCOUNT_ID = re.compile(r"^key_[0-9A-HJKMNP-TV-Z]{26}$")
@@ -24,13 +23,6 @@ QUOTA_HEADERS = (
     "x-outputlayer-storage-used-bytes",
     "x-outputlayer-storage-limit-bytes",
 )
-
-
-async def upload(
-    client: httpx2.AsyncClient, auth: dict[str, str], data: bytes = b"hello", *, key: str | None = None
-) -> httpx2.Response:
-    body = {"mimeType": "text/plain", "content": b64(data)}
-    return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
 
 
 def quota(response: httpx2.Response) -> tuple[int, int, int, int]:
@@ -210,24 +202,25 @@ async def test_free_uploads_then_402_then_granted_credits_are_spent(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """Free uploads go first, then 402 quota_exhausted; granted credits work again, one per upload."""
-    first = await upload(client, auth, b"one")
+    first = await post_upload(client, auth, b"one")
     assert quota(first)[:3] == (1, 0, 3)
-    second = await upload(client, auth, b"two")
+    second = await post_upload(client, auth, b"two")
     assert quota(second)[:3] == (0, 0, 6)
 
-    refused = await upload(client, auth, b"three", key="after-grant")
+    refused = await post_upload(client, auth, b"three", key="after-grant")
     body = assert_error(refused, 402, "quota_exhausted", retryable=False, action="buy_credits")
     assert action_codes(body) == ["buy_credits", "check_capabilities"]
     assert quota(refused)[:3] == (0, 0, 6)
 
     service.grant(await account_id(service, auth), 2, 0)
-    third = await upload(client, auth, b"three", key="after-grant")
+    third = await post_upload(client, auth, b"three", key="after-grant")
     assert third.status_code == 201, third.text
     assert "idempotent-replayed" not in third.headers
     assert quota(third)[:3] == (0, 1, 11)
-    fourth = await upload(client, auth, b"four")
+    fourth = await post_upload(client, auth, b"four")
     assert quota(fourth)[:3] == (0, 0, 15)
-    assert_error(await upload(client, auth, b"five"), 402, "quota_exhausted", retryable=False, action="buy_credits")
+    refused_five = await post_upload(client, auth, b"five")
+    assert_error(refused_five, 402, "quota_exhausted", retryable=False, action="buy_credits")
     balance = (await client.get("/v1/credits/balance", headers=auth)).json()
     assert (balance["freeRemaining"], balance["creditsRemaining"], balance["storageUsedBytes"]) == (0, 0, 15)
 
@@ -239,9 +232,9 @@ async def test_free_uploads_are_spent_before_credits(
 ) -> None:
     """With a free upload and credits both available, the free upload is used first."""
     service.grant(await account_id(service, auth), 5, 0)
-    first = await upload(client, auth)
+    first = await post_upload(client, auth)
     assert quota(first)[:2] == (0, 5)
-    second = await upload(client, auth)
+    second = await post_upload(client, auth)
     assert quota(second)[:2] == (0, 4)
 
 
@@ -251,8 +244,8 @@ async def test_a_replay_is_served_even_when_the_quota_is_exhausted(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """Replaying a completed key costs nothing, so it succeeds with no quota left."""
-    created = await upload(client, auth, key="only")
-    replay = await upload(client, auth, key="only")
+    created = await post_upload(client, auth, key="only")
+    replay = await post_upload(client, auth, key="only")
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["outputId"] == created.json()["outputId"]
@@ -267,10 +260,10 @@ async def test_storage_limit_reached_is_402_with_the_delete_template_and_nothing
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """used + size > limit answers 402 storage_limit_reached; after a delete the same key succeeds."""
-    kept = await upload(client, auth, b"123456")
+    kept = await post_upload(client, auth, b"123456")
     assert kept.status_code == 201
     assert quota(kept) == (4, 0, 6, 10)
-    refused = await upload(client, auth, b"12345", key="too-big")
+    refused = await post_upload(client, auth, b"12345", key="too-big")
     body = assert_error(refused, 402, "storage_limit_reached", retryable=False, action="delete_output")
     assert action_codes(body) == ["delete_output", "buy_credits", "check_capabilities"]
     delete = body["agent_contract"]["next_actions"][0]
@@ -279,11 +272,11 @@ async def test_storage_limit_reached_is_402_with_the_delete_template_and_nothing
     assert (balance["freeRemaining"], balance["storageUsedBytes"]) == (4, 6)
     assert len(list(service.blobs.keys())) == 1
 
-    exact = await upload(client, auth, b"1234")
+    exact = await post_upload(client, auth, b"1234")
     assert exact.status_code == 201, "used + size == limit is allowed"
     assert quota(exact)[2:] == (10, 10)
     await client.delete(f"/v1/outputs/{kept.json()['outputId']}", headers=auth)
-    retried = await upload(client, auth, b"12345", key="too-big")
+    retried = await post_upload(client, auth, b"12345", key="too-big")
     assert retried.status_code == 201, retried.text
     assert quota(retried)[2:] == (9, 10)
     assert service.check().problems == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
@@ -13,24 +12,10 @@ import pytest
 
 from store import ArtifactService, ManualClock, StoreError
 from store.errors import service_unavailable
-from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
+from tests.conftest import REQUEST_ID, assert_contract, assert_error
+from tests.factories import uploaded
 
 DIGITS = b"0123456789"
-
-
-async def upload(
-    client: httpx2.AsyncClient,
-    auth: dict[str, str],
-    data: bytes = DIGITS,
-    *,
-    mime: str = "text/plain",
-    **fields: Any,
-) -> dict[str, Any]:
-    body = {"mimeType": mime, "content": b64(data), **fields}
-    response = await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": uuid.uuid4().hex})
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 def content_path(output: dict[str, Any]) -> str:
@@ -56,7 +41,7 @@ async def test_private_content_is_served_with_the_spec_headers(
 ) -> None:
     """200 with the bytes, exact Content-Type, Content-Length, ETag, attachment, private no-store, nosniff."""
     data = b'{"answer": 42}'
-    output = await upload(client, auth, data, mime="application/json", label="answer.json")
+    output = await uploaded(client, auth, data, mime="application/json", label="answer.json")
     response = await client.get(content_path(output), headers=auth)
     assert response.status_code == 200
     assert response.content == data
@@ -76,7 +61,7 @@ async def test_private_content_is_served_with_the_spec_headers(
 @pytest.mark.anyio
 async def test_content_without_a_label_is_a_plain_attachment(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """No label: Content-Disposition is exactly ``attachment``."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     response = await client.get(content_path(output), headers=auth)
     assert response.headers["content-disposition"] == "attachment"
 
@@ -94,7 +79,7 @@ async def test_non_ascii_label_gets_an_rfc_6266_filename_star(
     client: httpx2.AsyncClient, auth: dict[str, str], label: str
 ) -> None:
     """A non-ASCII label is sent as ``filename*=UTF-8''…`` alongside an ASCII fallback."""
-    output = await upload(client, auth, label=label)
+    output = await uploaded(client, auth, DIGITS, label=label)
     disposition = (await client.get(content_path(output), headers=auth)).headers["content-disposition"]
     assert disposition.startswith('attachment; filename="')
     assert disposition.isascii()
@@ -115,7 +100,7 @@ async def test_content_type_is_exactly_the_stored_mime_type(
     client: httpx2.AsyncClient, auth: dict[str, str], mime: str, data: bytes
 ) -> None:
     """Content-Type carries the stored MIME type with nothing appended."""
-    output = await upload(client, auth, data, mime=mime)
+    output = await uploaded(client, auth, data, mime=mime)
     response = await client.get(content_path(output), headers=auth)
     assert response.headers["content-type"] == mime
     assert response.content == data
@@ -140,7 +125,7 @@ async def test_range_request_answers_206_with_the_slice(
     client: httpx2.AsyncClient, auth: dict[str, str], range_header: str, expected: bytes, content_range: str
 ) -> None:
     """A satisfiable single range answers 206 with Content-Range and the exact bytes."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     response = await client.get(content_path(output), headers={**auth, "Range": range_header})
     assert response.status_code == 206
     assert response.content == expected
@@ -163,7 +148,7 @@ async def test_unsatisfiable_range_answers_416_with_the_size(
     client: httpx2.AsyncClient, auth: dict[str, str], range_header: str
 ) -> None:
     """A range outside the content answers 416 with ``Content-Range: bytes */size``."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     response = await client.get(content_path(output), headers={**auth, "Range": range_header})
     assert response.status_code == 416
     assert response.headers["content-range"] == "bytes */10"
@@ -181,7 +166,7 @@ async def test_unsupported_range_forms_get_the_whole_body(
     client: httpx2.AsyncClient, auth: dict[str, str], range_header: str
 ) -> None:
     """Range forms the server does not serve are ignored: 200 with every byte."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     response = await client.get(content_path(output), headers={**auth, "Range": range_header})
     assert response.status_code == 200
     assert response.content == DIGITS
@@ -201,7 +186,7 @@ async def test_if_none_match_answers_304_for_the_current_etag(
     client: httpx2.AsyncClient, auth: dict[str, str], if_none_match: str, status: int
 ) -> None:
     """If-None-Match with the content's ETag answers 304 with no body; another tag gets the bytes."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     etag = f'"{output["sha256"]}"'
     header = {"matching": etag, "weak": f"W/{etag}"}.get(if_none_match, if_none_match)
     response = await client.get(content_path(output), headers={**auth, "If-None-Match": header})
@@ -222,7 +207,7 @@ async def test_content_of_a_public_output_redirects_to_its_public_url(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """The authenticated content route answers 302 with Location: publicUrl."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, DIGITS, public=True)
     response = await client.get(content_path(output), headers=auth)
     assert response.status_code == 302
     assert response.headers["location"] == output["publicUrl"]
@@ -239,7 +224,7 @@ async def test_public_route_serves_bytes_without_a_key_in_a_sandbox(
 ) -> None:
     """/public/{id} serves a public output to anyone, with the content headers plus CSP sandbox."""
     html = b"<html><script>document.cookie</script></html>"
-    output = await upload(client, auth, html, mime="text/html", public=True, label="page.html")
+    output = await uploaded(client, auth, html, mime="text/html", public=True, label="page.html")
     response = await client.get(public_path(output))
     assert response.status_code == 200
     assert response.content == html
@@ -257,7 +242,7 @@ async def test_public_route_serves_bytes_without_a_key_in_a_sandbox(
 @pytest.mark.anyio
 async def test_public_route_sends_the_content_cache_control(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Public responses carry the content responses' Cache-Control: private, no-store."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, DIGITS, public=True)
     response = await client.get(public_path(output))
     assert response.headers["cache-control"] == "private, no-store"
 
@@ -265,7 +250,7 @@ async def test_public_route_sends_the_content_cache_control(client: httpx2.Async
 @pytest.mark.anyio
 async def test_unlabelled_public_html_is_still_an_attachment(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """text/html without a label is served as a plain attachment, never inline."""
-    output = await upload(client, auth, b"<b>x</b>", mime="text/html", public=True)
+    output = await uploaded(client, auth, b"<b>x</b>", mime="text/html", public=True)
     response = await client.get(public_path(output))
     assert response.headers["content-disposition"] == "attachment"
 
@@ -273,7 +258,7 @@ async def test_unlabelled_public_html_is_still_an_attachment(client: httpx2.Asyn
 @pytest.mark.anyio
 async def test_public_route_supports_range_and_if_none_match(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """The public route honours Range and If-None-Match like the private one."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, DIGITS, public=True)
     ranged = await client.get(public_path(output), headers={"Range": "bytes=-2"})
     assert ranged.status_code == 206
     assert ranged.content == b"89"
@@ -287,7 +272,8 @@ async def test_public_route_is_404_for_private_and_unknown_outputs(
     client: httpx2.AsyncClient, auth: dict[str, str], public: bool | None
 ) -> None:
     """A private output is not reachable at /public/{id}: 404 output_not_found, like an unknown id."""
-    path = public_path(await upload(client, auth)) if public is False else "/public/out_01HZZZZZZZZZZZZZZZZZZZZZZZ"
+    unknown = "/public/out_01HZZZZZZZZZZZZZZZZZZZZZZZ"
+    path = public_path(await uploaded(client, auth, DIGITS)) if public is False else unknown
     response = await client.get(path)
     assert_error(response, 404, "output_not_found", retryable=False, action="create_new_output")
 
@@ -295,7 +281,7 @@ async def test_public_route_is_404_for_private_and_unknown_outputs(
 @pytest.mark.anyio
 async def test_public_route_of_a_deleted_output_is_410(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Once deleted, a public URL answers 410 output_deleted."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, DIGITS, public=True)
     await client.delete(f"/v1/outputs/{output['outputId']}", headers=auth)
     assert_error(
         await client.get(public_path(output)), 410, "output_deleted", retryable=False, action="create_new_output"
@@ -307,7 +293,7 @@ async def test_public_route_of_an_expired_output_is_410(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """Past its expiry (before any sweep) a public URL answers 410 output_expired."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, DIGITS, public=True)
     clock.advance(604_800)
     assert_error(
         await client.get(public_path(output)), 410, "output_expired", retryable=False, action="create_new_output"
@@ -322,7 +308,7 @@ async def test_content_of_an_expired_output_is_a_410_envelope(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """Content past expiry answers the 410 output_expired error envelope, not the output object."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     clock.advance(604_801)
     response = await client.get(content_path(output), headers=auth)
     body = assert_error(response, 410, "output_expired", retryable=False, action="create_new_output")
@@ -333,7 +319,7 @@ async def test_content_of_an_expired_output_is_a_410_envelope(
 @pytest.mark.anyio
 async def test_content_of_a_deleted_output_is_a_410_envelope(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Content of a deleted output answers the 410 output_deleted error envelope."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     await client.delete(f"/v1/outputs/{output['outputId']}", headers=auth)
     response = await client.get(content_path(output), headers=auth)
     body = assert_error(response, 410, "output_deleted", retryable=False, action="create_new_output")
@@ -350,7 +336,7 @@ async def test_content_of_an_unknown_output_is_404(client: httpx2.AsyncClient, a
 @pytest.mark.anyio
 async def test_content_without_a_key_is_401(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """The private content route needs the Bearer key."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
     assert_error(await client.get(content_path(output)), 401, "missing_api_key", retryable=False, action="register_key")
 
 
@@ -359,7 +345,7 @@ async def test_blob_store_outage_on_download_is_a_retryable_503_envelope(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the blob store fails to open the bytes, the client gets a retryable 503 envelope, not a broken 200."""
-    output = await upload(client, auth)
+    output = await uploaded(client, auth, DIGITS)
 
     async def unavailable(key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         raise service_unavailable("blob store")

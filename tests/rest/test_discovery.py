@@ -632,7 +632,7 @@ async def test_examples_replay_against_this_server(
 
     # An upload holding its key while a second request with the same key arrives.
     owner = await service.authenticate(registered.json()["apiKey"])
-    async with await service.begin_upload(owner, "in-flight-pdf", content_length=None, wire="direct"):
+    async with await service.begin_upload(owner, "in-flight-pdf"):
         await replay.check("idempotency_in_flight", idempotency_key="in-flight-pdf")
 
     # A read window that is full, its oldest request leaving it in exactly 42 seconds.

@@ -14,7 +14,7 @@ import pytest
 from store import ArtifactService, ManualClock, iso_ms
 from store.settings import RateLimits
 from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
-from tests.factories import multipart
+from tests.factories import multipart, upload_document
 
 QUOTA_HEADERS = (
     "x-outputlayer-free-remaining",
@@ -53,10 +53,6 @@ async def post_json(
     )
 
 
-def upload_document(data: bytes = b"hello", **fields: Any) -> dict[str, Any]:
-    return {"mimeType": "text/plain", "content": b64(data), **fields}
-
-
 async def in_chunks(data: bytes, size: int = 4096, pulled: list[int] | None = None) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
         if pulled is not None:
@@ -93,6 +89,23 @@ async def test_upload_without_an_idempotency_key_is_400_missing_idempotency_key(
     assert_error(response, 400, "missing_idempotency_key", retryable=False, action="check_capabilities")
     assert all(name in response.headers for name in QUOTA_HEADERS)
     await assert_nothing_stored(client, auth, service)
+
+
+@pytest.mark.any_backend
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Content-Type": "text/plain"}, id="unknown-content-type"),
+        pytest.param({"Content-Type": "application/json", "Content-Length": "2000000"}, id="json-over-1mib"),
+    ],
+)
+@pytest.mark.anyio
+async def test_a_missing_idempotency_key_is_reported_before_the_body_framing(
+    client: httpx2.AsyncClient, auth: dict[str, str], headers: dict[str, str]
+) -> None:
+    """Without a key, a body that could not be an upload anyway still answers missing_idempotency_key."""
+    response = await client.post("/v1/outputs", content=in_chunks(b"{}"), headers={**auth, **headers})
+    assert_error(response, 400, "missing_idempotency_key", retryable=False, action="check_capabilities")
 
 
 @pytest.mark.any_backend

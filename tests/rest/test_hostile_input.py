@@ -12,6 +12,7 @@ import httpx2
 import pytest
 
 from tests.conftest import assert_error, b64
+from tests.factories import post_upload, upload_document
 
 pytestmark = [pytest.mark.anyio, pytest.mark.any_backend]
 
@@ -22,10 +23,6 @@ ANSWER_SECONDS = 5
 
 def deep_array(levels: int) -> str:
     return "[" * levels + "]" * levels
-
-
-def upload_body(**fields: Any) -> dict[str, Any]:
-    return {"mimeType": "text/plain", "content": b64(b"hostile"), **fields}
 
 
 async def test_a_json_upload_with_deep_metadata_is_refused_fast(
@@ -40,7 +37,7 @@ async def test_a_json_upload_with_deep_metadata_is_refused_fast(
     )
     assert time.monotonic() - started < ANSWER_SECONDS
     assert_error(response, 400, "invalid_metadata", retryable=False, action="check_capabilities")
-    retry = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "deep-1"})
+    retry = await post_upload(client, auth, b"hostile", key="deep-1")
     assert retry.status_code == 201, "a refused body is not remembered"
 
 
@@ -90,7 +87,7 @@ async def test_small_json_bodies_must_be_objects_of_bounded_depth(
 
 
 async def test_an_integral_float_is_an_integer(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
-    created = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "float-1"})
+    created = await post_upload(client, auth, b"hostile", key="float-1")
     output_id = created.json()["outputId"]
     shared = await client.post(f"/v1/outputs/{output_id}/share", json={"expiresInSeconds": 3600.0}, headers=auth)
     assert shared.status_code == 200, shared.text
@@ -105,7 +102,7 @@ async def test_a_header_sent_twice_is_refused(client: httpx2.AsyncClient, auth: 
         ("Idempotency-Key", "twice-1"),
         (header, "twice-2" if header == "Idempotency-Key" else auth["Authorization"]),
     ]
-    response = await client.post("/v1/outputs", json=upload_body(), headers=headers)
+    response = await client.post("/v1/outputs", json=upload_document(b"hostile"), headers=headers)
     assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
     assert (await client.get("/v1/outputs", headers=auth)).json()["outputs"] == []
 
@@ -124,17 +121,19 @@ async def test_wrapped_base64_and_data_uris_are_the_same_artifact(
     client: httpx2.AsyncClient, auth: dict[str, str], encode: Any
 ) -> None:
     data = bytes(range(256)) * 3
-    plain = await client.post(
-        "/v1/outputs", json=upload_body(content=b64(data)), headers={**auth, "Idempotency-Key": "b64-1"}
-    )
+    plain = await post_upload(client, auth, data, key="b64-1")
     assert plain.status_code == 201
     again = await client.post(
-        "/v1/outputs", json=upload_body(content=encode(data)), headers={**auth, "Idempotency-Key": "b64-1"}
+        "/v1/outputs",
+        json=upload_document(b"hostile", content=encode(data)),
+        headers={**auth, "Idempotency-Key": "b64-1"},
     )
     assert again.status_code == 201, again.text
     assert again.headers["idempotent-replayed"] == "true", "same bytes, same fingerprint"
     fresh = await client.post(
-        "/v1/outputs", json=upload_body(content=encode(data)), headers={**auth, "Idempotency-Key": "b64-2"}
+        "/v1/outputs",
+        json=upload_document(b"hostile", content=encode(data)),
+        headers={**auth, "Idempotency-Key": "b64-2"},
     )
     assert fresh.status_code == 201
     content = await client.get(f"/v1/outputs/{fresh.json()['outputId']}/content", headers=auth)
@@ -148,7 +147,7 @@ async def test_other_non_base64_is_still_invalid(
     client: httpx2.AsyncClient, auth: dict[str, str], content: str
 ) -> None:
     response = await client.post(
-        "/v1/outputs", json=upload_body(content=content), headers={**auth, "Idempotency-Key": "bad-b64"}
+        "/v1/outputs", json=upload_document(b"hostile", content=content), headers={**auth, "Idempotency-Key": "bad-b64"}
     )
     assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
 
@@ -249,7 +248,7 @@ async def test_a_client_that_disconnects_mid_upload_is_one_warning_and_frees_its
     with caplog.at_level(logging.INFO):
         await disconnect_midway(client, "/v1/outputs", headers, b'{"mimeType": "text/plain", "content": "aGVs')
     assert_one_quiet_warning(caplog)
-    retry = await client.post("/v1/outputs", json=upload_body(), headers={**auth, "Idempotency-Key": "gone-1"})
+    retry = await post_upload(client, auth, b"hostile", key="gone-1")
     assert retry.status_code == 201, "the key was released"
     assert len((await client.get("/v1/outputs", headers=auth)).json()["outputs"]) == 1
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,8 +11,8 @@ import httpx2
 import pytest
 
 from store import ArtifactService, ManualClock, StoreError, iso_ms
-from tests.conftest import REQUEST_ID, assert_contract, assert_error, b64
-from tests.factories import action_codes, multipart
+from tests.conftest import REQUEST_ID, assert_contract, assert_error
+from tests.factories import action_codes, balance, multipart, post_upload, registered_auth
 
 WEEK = 604_800
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -41,34 +40,8 @@ def settings_overrides() -> dict[str, Any]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-async def upload(
-    client: httpx2.AsyncClient,
-    auth: dict[str, str],
-    data: bytes = b"hello world",
-    *,
-    key: str | None = None,
-    mime: str = "text/plain",
-    **fields: Any,
-) -> httpx2.Response:
-    body = {"mimeType": mime, "content": b64(data), **fields}
-    return await client.post("/v1/outputs", json=body, headers={**auth, "Idempotency-Key": key or uuid.uuid4().hex})
-
-
-async def register(client: httpx2.AsyncClient) -> dict[str, str]:
-    response = await client.post("/v1/keys/register", json={})
-    assert response.status_code == 201
-    return {"Authorization": f"Bearer {response.json()['apiKey']}"}
-
-
 def find_action(body: dict[str, Any], code: str) -> dict[str, Any]:
     return next(a for a in body["agent_contract"]["next_actions"] if a["action"] == code)
-
-
-async def balance(client: httpx2.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-    response = await client.get("/v1/credits/balance", headers=auth)
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def listing(client: httpx2.AsyncClient, auth: dict[str, str], query: str = "") -> dict[str, Any]:
@@ -88,7 +61,7 @@ async def test_json_upload_returns_201_with_a_private_ready_output(
 ) -> None:
     """A JSON upload answers 201 with the full output resource and the private-ready contract."""
     data = b"hello world"
-    response = await upload(client, auth, data, label="greeting.txt", metadata={"agentId": "a1", "tags": ["x"]})
+    response = await post_upload(client, auth, data, label="greeting.txt", metadata={"agentId": "a1", "tags": ["x"]})
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {*OUTPUT_KEYS, "agent_contract"}
@@ -131,7 +104,7 @@ async def test_public_upload_recommends_sharing_its_absolute_public_url(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """A public output has an absolute publicUrl, safe_to_share, and share_public_url first."""
-    response = await upload(client, auth, b"<p>hi</p>", mime="text/html", public=True)
+    response = await post_upload(client, auth, b"<p>hi</p>", mime="text/html", public=True)
     assert response.status_code == 201
     body = response.json()
     output_id = body["outputId"]
@@ -234,7 +207,7 @@ async def test_mime_type_parameters_are_accepted_and_normalised(
     client: httpx2.AsyncClient, auth: dict[str, str], sent: str, stored: str
 ) -> None:
     """MIME parameters are stripped and the type lower-cased, on the resource and on the content."""
-    response = await upload(client, auth, b"payload", mime=sent)
+    response = await post_upload(client, auth, b"payload", mime=sent)
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["mimeType"] == stored
@@ -250,7 +223,7 @@ async def test_get_returns_the_same_representation_as_the_upload(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """GET /v1/outputs/{id} answers 200 with the output as created (same clock instant)."""
-    created = await upload(client, auth, label="x.txt")
+    created = await post_upload(client, auth, label="x.txt")
     response = await client.get(f"/v1/outputs/{created.json()['outputId']}", headers=auth)
     assert response.status_code == 200
     assert response.json() == created.json()
@@ -263,7 +236,7 @@ async def test_get_counts_down_expires_in_seconds(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """expires_in_seconds is floor(seconds until expiresAt) at the time of the read."""
-    created = await upload(client, auth)
+    created = await post_upload(client, auth)
     clock.advance(100.5)
     response = await client.get(f"/v1/outputs/{created.json()['outputId']}", headers=auth)
     assert assert_contract(response.json())["expires_in_seconds"] == WEEK - 101
@@ -294,9 +267,9 @@ async def test_another_accounts_output_is_404_output_not_found(
     client: httpx2.AsyncClient, auth: dict[str, str], method: str, suffix: str, body: dict[str, Any] | None
 ) -> None:
     """Another account's output is indistinguishable from one that never existed."""
-    created = await upload(client, auth)
+    created = await post_upload(client, auth)
     output_id = created.json()["outputId"]
-    stranger = await register(client)
+    stranger = await registered_auth(client)
     response = await client.request(method, f"/v1/outputs/{output_id}{suffix}", headers=stranger, json=body)
     assert_error(response, 404, "output_not_found", retryable=False, action="create_new_output")
     still_there = await client.get(f"/v1/outputs/{output_id}", headers=auth)
@@ -309,7 +282,7 @@ async def test_get_of_an_expired_output_is_410_with_the_full_object(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock, service: ArtifactService, swept: bool
 ) -> None:
     """Past its expiry, GET answers 410 with status expired, null URLs, error and request_id."""
-    created = (await upload(client, auth, public=True)).json()
+    created = (await post_upload(client, auth, public=True)).json()
     clock.advance(WEEK + 1)
     if swept:
         assert (await service.sweep()).expired == 1
@@ -335,7 +308,7 @@ async def test_get_of_a_deleted_output_is_410_with_deleted_at(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """A deleted output answers 410 with status deleted, deletedAt and error output_deleted."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     clock.advance(5)
     await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
     response = await client.get(f"/v1/outputs/{created['outputId']}", headers=auth)
@@ -358,7 +331,7 @@ async def test_delete_returns_the_deleted_output_and_gives_storage_back(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock, service: ArtifactService
 ) -> None:
     """DELETE answers 200 with status deleted and deletedAt; storage comes back, the upload unit does not."""
-    created = (await upload(client, auth, b"twelve bytes")).json()
+    created = (await post_upload(client, auth, b"twelve bytes")).json()
     response = await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
     assert response.status_code == 200
     body = response.json()
@@ -382,8 +355,8 @@ async def test_deleting_twice_returns_the_same_200(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """Repeating a DELETE answers the same 200 body and gives no storage back twice."""
-    created = (await upload(client, auth, b"abc")).json()
-    await upload(client, auth, b"defg")
+    created = (await post_upload(client, auth, b"abc")).json()
+    await post_upload(client, auth, b"defg")
     first = await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
     clock.advance(30)
     second = await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
@@ -400,7 +373,7 @@ async def test_deleting_an_expired_output_is_410_output_expired(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """DELETE of an output past its expiry answers 410 output_expired."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     clock.advance(WEEK)
     response = await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
     assert_error(response, 410, "output_expired", retryable=False, action="create_new_output")
@@ -432,7 +405,7 @@ async def test_list_defaults_to_20_newest_first_without_item_contracts(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """The default page holds the 20 newest outputs, newest first, items without agent_contract."""
-    ids = [(await upload(client, auth, f"n{i}".encode())).json()["outputId"] for i in range(25)]
+    ids = [(await post_upload(client, auth, f"n{i}".encode())).json()["outputId"] for i in range(25)]
     body = await listing(client, auth)
     assert [item["outputId"] for item in body["outputs"]] == ids[::-1][:20]
     assert body["pageInfo"]["hasMore"] is True
@@ -448,7 +421,7 @@ async def test_cursor_pagination_walks_every_output_once_newest_first(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """Pages of 10 over 25 outputs: 10, 10, 5, no duplicates; list_outputs points at the next page."""
-    ids = [(await upload(client, auth, f"n{i}".encode())).json()["outputId"] for i in range(25)]
+    ids = [(await post_upload(client, auth, f"n{i}".encode())).json()["outputId"] for i in range(25)]
     seen: list[str] = []
     sizes: list[int] = []
     path = "/v1/outputs?limit=10"
@@ -484,7 +457,7 @@ async def test_cursor_pagination_walks_every_output_once_newest_first(
 async def test_list_limit_bounds_are_accepted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """limit=1 and limit=100 are both valid."""
     for i in range(3):
-        await upload(client, auth, f"n{i}".encode())
+        await post_upload(client, auth, f"n{i}".encode())
     assert len((await listing(client, auth, "?limit=1"))["outputs"]) == 1
     page = await listing(client, auth, "?limit=100")
     assert len(page["outputs"]) == 3
@@ -496,9 +469,9 @@ async def test_list_status_filter_evaluates_expiry_before_the_sweeper(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock, service: ArtifactService
 ) -> None:
     """status=expired finds an output past its expiry that no sweep has marked yet."""
-    short = (await upload(client, auth, b"short", expiresAt=iso_ms(clock.now_ms() + 60_000))).json()["outputId"]
-    kept = (await upload(client, auth, b"kept")).json()["outputId"]
-    gone = (await upload(client, auth, b"gone")).json()["outputId"]
+    short = (await post_upload(client, auth, b"short", expiresAt=iso_ms(clock.now_ms() + 60_000))).json()["outputId"]
+    kept = (await post_upload(client, auth, b"kept")).json()["outputId"]
+    gone = (await post_upload(client, auth, b"gone")).json()["outputId"]
     await client.delete(f"/v1/outputs/{gone}", headers=auth)
     clock.advance(61)
     for status, expected in [("expired", [short]), ("ready", [kept]), ("deleted", [gone]), ("failed", [])]:
@@ -518,8 +491,8 @@ async def test_list_status_filter_evaluates_expiry_before_the_sweeper(
 @pytest.mark.anyio
 async def test_list_mime_type_filter_is_exact(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """mimeType=text/csv lists only CSV outputs."""
-    csv = (await upload(client, auth, b"a,b", mime="text/csv")).json()["outputId"]
-    await upload(client, auth, b"text")
+    csv = (await post_upload(client, auth, b"a,b", mime="text/csv")).json()["outputId"]
+    await post_upload(client, auth, b"text")
     body = await listing(client, auth, "?mimeType=text/csv")
     assert [item["outputId"] for item in body["outputs"]] == [csv]
     assert (await listing(client, auth, "?mimeType=image/png"))["outputs"] == []
@@ -530,10 +503,10 @@ async def test_list_outputs_action_keeps_the_filters_of_the_listing(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """Following list_outputs from a filtered page gives the next page of the same filtered listing."""
-    older_csv = (await upload(client, auth, b"1,2", mime="text/csv")).json()["outputId"]
-    await upload(client, auth, b"plain 1")
-    newer_csv = (await upload(client, auth, b"3,4", mime="text/csv")).json()["outputId"]
-    await upload(client, auth, b"plain 2")
+    older_csv = (await post_upload(client, auth, b"1,2", mime="text/csv")).json()["outputId"]
+    await post_upload(client, auth, b"plain 1")
+    newer_csv = (await post_upload(client, auth, b"3,4", mime="text/csv")).json()["outputId"]
+    await post_upload(client, auth, b"plain 2")
     first = await listing(client, auth, "?mimeType=text/csv&limit=1")
     assert [item["outputId"] for item in first["outputs"]] == [newer_csv]
     next_page = first["agent_contract"]["next_actions"][0]
@@ -545,9 +518,9 @@ async def test_list_outputs_action_keeps_the_filters_of_the_listing(
 @pytest.mark.anyio
 async def test_list_shows_only_the_callers_outputs(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Listing never shows another account's outputs."""
-    mine = (await upload(client, auth)).json()["outputId"]
-    stranger = await register(client)
-    await upload(client, stranger, b"theirs")
+    mine = (await post_upload(client, auth)).json()["outputId"]
+    stranger = await registered_auth(client)
+    await post_upload(client, stranger, b"theirs")
     body = await listing(client, auth)
     assert [item["outputId"] for item in body["outputs"]] == [mine]
 
@@ -560,8 +533,8 @@ async def test_same_key_same_payload_replays_without_a_second_charge(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """A repeated request answers 201 with Idempotent-Replayed, the same output, no charge, no row, no blob."""
-    first = await upload(client, auth, b"same", key="k-1", label="a")
-    second = await upload(client, auth, b"same", key="k-1", label="a")
+    first = await post_upload(client, auth, b"same", key="k-1", label="a")
+    second = await post_upload(client, auth, b"same", key="k-1", label="a")
     assert first.status_code == second.status_code == 201
     assert second.headers["idempotent-replayed"] == "true"
     assert second.json() == first.json()
@@ -594,7 +567,7 @@ async def test_json_and_multipart_of_the_same_artifact_share_one_key(
     )
 
     async def send_json() -> httpx2.Response:
-        return await upload(
+        return await post_upload(
             client,
             auth,
             data,
@@ -636,11 +609,11 @@ async def test_same_key_different_payload_is_409_idempotency_conflict(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock, change: dict[str, Any]
 ) -> None:
     """Any change of the fingerprinted request under a completed key answers 409, with no charge."""
-    await upload(client, auth, b"original", key="k-2", label="a")
+    await post_upload(client, auth, b"original", key="k-2", label="a")
     request: dict[str, Any] = {"data": b"original", "label": "a", **change}
     if request.get("expiresAt") == "default":
         request["expiresAt"] = iso_ms(clock.now_ms() + WEEK * 1000)  # the default value, but sent explicitly
-    response = await upload(client, auth, key="k-2", **request)
+    response = await post_upload(client, auth, key="k-2", **request)
     body = assert_error(response, 409, "idempotency_conflict", retryable=False, action="create_new_output")
     assert action_codes(body) == ["create_new_output"]
     assert (await balance(client, auth))["freeRemaining"] == 99
@@ -649,9 +622,9 @@ async def test_same_key_different_payload_is_409_idempotency_conflict(
 @pytest.mark.anyio
 async def test_replay_after_delete_shows_the_output_deleted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """A replay answers with the output's current representation: status deleted, no new output."""
-    created = (await upload(client, auth, b"bye", key="k-3")).json()
+    created = (await post_upload(client, auth, b"bye", key="k-3")).json()
     await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
-    replay = await upload(client, auth, b"bye", key="k-3")
+    replay = await post_upload(client, auth, b"bye", key="k-3")
     assert replay.status_code == 201
     assert replay.headers["idempotent-replayed"] == "true"
     body = replay.json()
@@ -668,9 +641,9 @@ async def test_validation_errors_are_not_remembered_by_the_key(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """After a 400 the same key serves a corrected request as a fresh upload."""
-    refused = await upload(client, auth, key="k-4", mime="text/markdown")
+    refused = await post_upload(client, auth, key="k-4", mime="text/markdown")
     assert refused.status_code == 400
-    accepted = await upload(client, auth, key="k-4")
+    accepted = await post_upload(client, auth, key="k-4")
     assert accepted.status_code == 201
     assert "idempotent-replayed" not in accepted.headers
 
@@ -678,8 +651,8 @@ async def test_validation_errors_are_not_remembered_by_the_key(
 @pytest.mark.anyio
 async def test_idempotency_keys_are_scoped_per_account(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Two accounts may use the same key for different payloads."""
-    mine = await upload(client, auth, b"mine", key="shared-key")
-    other = await upload(client, await register(client), b"theirs", key="shared-key")
+    mine = await post_upload(client, auth, b"mine", key="shared-key")
+    other = await post_upload(client, await registered_auth(client), b"theirs", key="shared-key")
     assert mine.status_code == other.status_code == 201
     assert "idempotent-replayed" not in other.headers
     assert other.json()["outputId"] != mine.json()["outputId"]
@@ -691,21 +664,21 @@ async def test_key_in_flight_is_503_then_reclaimed_after_60_seconds(
 ) -> None:
     """A claimed key answers 503 idempotency_in_flight with Retry-After 5; a dead slot is reclaimed after 60 s."""
     account = await service.authenticate(auth["Authorization"].removeprefix("Bearer "))
-    session = await service.begin_upload(account, "busy", content_length=None, content_type="application/json")
-    response = await upload(client, auth, key="busy")
+    session = await service.begin_upload(account, "busy")
+    response = await post_upload(client, auth, key="busy")
     body = assert_error(response, 503, "idempotency_in_flight", retryable=True, action="retry_after_wait")
     assert response.headers["retry-after"] == "5"
     wait = body["agent_contract"]["next_actions"][0]
     assert (wait["method"], wait["endpoint"], wait["retry_after_seconds"]) == ("POST", "/v1/outputs", 5)
     assert response.headers["x-outputlayer-free-remaining"] == "100"
     clock.advance(30)
-    assert (await upload(client, auth, key="busy")).status_code == 503
+    assert (await post_upload(client, auth, key="busy")).status_code == 503
     clock.advance(31)
-    reclaimed = await upload(client, auth, key="busy")
+    reclaimed = await post_upload(client, auth, key="busy")
     assert reclaimed.status_code == 201, reclaimed.text
     assert "idempotent-replayed" not in reclaimed.headers
     await session.abort()
-    replay = await upload(client, auth, key="busy")
+    replay = await post_upload(client, auth, key="busy")
     assert replay.headers["idempotent-replayed"] == "true"
     assert service.check().problems == []
 
@@ -740,7 +713,7 @@ async def test_failed_upload_is_422_shows_failed_and_a_retry_with_the_same_key_s
         return _FailingWriter(await real_writer(key, content_type))
 
     monkeypatch.setattr(service.blobs, "writer", failing_writer)
-    response = await upload(client, auth, b"precious", key="k-fail", label="p.txt")
+    response = await post_upload(client, auth, b"precious", key="k-fail", label="p.txt")
     body = assert_error(response, 422, "upload_failed", retryable=True, action="retry_same_request")
     retry = body["agent_contract"]["next_actions"][0]
     assert (retry["method"], retry["endpoint"]) == ("POST", "/v1/outputs")
@@ -766,7 +739,7 @@ async def test_failed_upload_is_422_shows_failed_and_a_retry_with_the_same_key_s
     assert_error(content, 422, "upload_failed", retryable=True, action="retry_same_request")
 
     monkeypatch.undo()
-    retried = await upload(client, auth, b"precious", key="k-fail", label="p.txt")
+    retried = await post_upload(client, auth, b"precious", key="k-fail", label="p.txt")
     assert retried.status_code == 201, retried.text
     assert "idempotent-replayed" not in retried.headers
     assert retried.json()["outputId"] != failed_id
@@ -783,7 +756,7 @@ async def test_share_link_serves_a_private_output_without_a_key(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """POST /share returns an absolute signed URL that serves the bytes without a key."""
-    created = (await upload(client, auth, b"secret report", label="r.txt")).json()
+    created = (await post_upload(client, auth, b"secret report", label="r.txt")).json()
     response = await client.post(
         f"/v1/outputs/{created['outputId']}/share", headers=auth, json={"expiresInSeconds": 3600}
     )
@@ -817,7 +790,7 @@ async def test_share_link_without_a_body_lasts_a_day(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """An empty share request gets the default lifetime of 24 hours."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     response = await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth)
     assert response.status_code == 200
     assert response.json()["shareExpiresAt"] == iso_ms(clock.now_ms() + 86_400_000)
@@ -828,7 +801,7 @@ async def test_share_link_stops_working_when_it_expires(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """After expiresInSeconds the link answers 410."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     url = (
         await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={"expiresInSeconds": 60})
     ).json()["shareUrl"]
@@ -845,7 +818,7 @@ async def test_share_link_never_outlives_the_output(
 ) -> None:
     """A link asked to outlive its output is capped at the output's expiresAt."""
     expires = iso_ms(clock.now_ms() + 120_000)
-    created = (await upload(client, auth, expiresAt=expires)).json()
+    created = (await post_upload(client, auth, expiresAt=expires)).json()
     body = (
         await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={"expiresInSeconds": 86_400})
     ).json()
@@ -859,7 +832,7 @@ async def test_share_link_never_outlives_the_output(
 @pytest.mark.anyio
 async def test_share_link_dies_when_the_output_is_deleted(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """Deleting the output kills its share links: 410 output_deleted."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     url = (await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={})).json()["shareUrl"]
     await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)
     assert_error(await client.get(url), 410, "output_deleted", retryable=False, action="create_new_output")
@@ -869,7 +842,7 @@ async def test_share_link_dies_when_the_output_is_deleted(client: httpx2.AsyncCl
 @pytest.mark.anyio
 async def test_tampered_share_link_is_404(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
     """A share link whose expiry or signature was altered answers 404 output_not_found."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     url = (await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={})).json()["shareUrl"]
     base, token = url.rsplit("/", 1)
 
@@ -887,7 +860,7 @@ async def test_share_of_a_public_output_returns_its_public_url(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """Sharing a public output hands back its publicUrl."""
-    created = (await upload(client, auth, public=True)).json()
+    created = (await post_upload(client, auth, public=True)).json()
     body = (await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={})).json()
     assert body["shareUrl"] == created["publicUrl"]
     assert body["shareExpiresAt"] == created["expiresAt"]
@@ -908,7 +881,7 @@ async def test_share_request_validation(
     client: httpx2.AsyncClient, auth: dict[str, str], document: dict[str, Any], code: str
 ) -> None:
     """Bad share requests answer 400 with check_capabilities."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     response = await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json=document)
     assert_error(response, 400, code, retryable=False, action="check_capabilities")
 
@@ -918,7 +891,7 @@ async def test_share_of_an_expired_output_is_410(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
     """An expired output cannot be shared: 410 output_expired."""
-    created = (await upload(client, auth)).json()
+    created = (await post_upload(client, auth)).json()
     clock.advance(WEEK)
     response = await client.post(f"/v1/outputs/{created['outputId']}/share", headers=auth, json={})
     assert_error(response, 410, "output_expired", retryable=False, action="create_new_output")

@@ -13,7 +13,8 @@ import pytest
 from store import ArtifactService, ManualClock
 from store.errors import service_unavailable
 from tests.conftest import assert_error
-from tests.rest.test_content import public_path, upload
+from tests.factories import uploaded
+from tests.rest.test_content import public_path
 
 pytestmark = pytest.mark.any_backend
 
@@ -76,7 +77,7 @@ async def test_a_browser_opening_a_share_link_gets_the_preview_page(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
     """Label (escaped, never markup), type, size, sha256, the countdown and one download button."""
-    output = await upload(client, auth, b"a,b\n1,2\n", mime="text/csv", label=HOSTILE_LABEL)
+    output = await uploaded(client, auth, b"a,b\n1,2\n", mime="text/csv", label=HOSTILE_LABEL)
     path = await share_path(client, auth, output, expiresInSeconds=3600)
     response = await client.get(path, headers=BROWSER)
     assert response.status_code == 200
@@ -93,7 +94,7 @@ async def test_a_browser_opening_a_share_link_gets_the_preview_page(
 async def test_a_browser_opening_a_public_url_gets_the_preview_page(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    output = await upload(client, auth, b'{"b": [1, 2]}', mime="application/json", public=True)
+    output = await uploaded(client, auth, b'{"b": [1, 2]}', mime="application/json", public=True)
     response = await client.get(public_path(output), headers=BROWSER)
     assert response.status_code == 200
     page = scan(response)
@@ -118,8 +119,8 @@ async def test_everyone_but_a_navigating_browser_gets_the_bytes_as_before(
 ) -> None:
     """The bytes and headers of SPEC section 4, attachment and sandbox included, on both keyless links."""
     data = b"<p>agent page</p>"
-    output = await upload(client, auth, data, mime="text/html", label="page.html", public=True)
-    private = await upload(client, auth, data, mime="text/html", label="page.html")
+    output = await uploaded(client, auth, data, mime="text/html", label="page.html", public=True)
+    private = await uploaded(client, auth, data, mime="text/html", label="page.html")
     for path in (public_path(output), await share_path(client, auth, private)):
         response = await client.get(path + query, headers=headers)
         if query == "?inline=1":
@@ -137,7 +138,7 @@ async def test_everyone_but_a_navigating_browser_gets_the_bytes_as_before(
 async def test_embedded_inline_bytes_stay_sandboxed_and_framable_only_here(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    output = await upload(client, auth, b"<script>x()</script>", mime="text/html", label="page.html")
+    output = await uploaded(client, auth, b"<script>x()</script>", mime="text/html", label="page.html")
     path = await share_path(client, auth, output)
     response = await client.get(f"{path}?inline=1", headers={**BROWSER, "Sec-Fetch-Dest": "iframe"})
     assert response.status_code == 200
@@ -153,7 +154,7 @@ async def test_embedded_inline_bytes_stay_sandboxed_and_framable_only_here(
 async def test_html_artifacts_are_previewed_only_in_a_script_less_sandboxed_frame(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    output = await upload(client, auth, b"<script>x()</script>", mime="text/html")
+    output = await uploaded(client, auth, b"<script>x()</script>", mime="text/html")
     path = await share_path(client, auth, output)
     page = scan(await client.get(path, headers=BROWSER))
     frames = page.find("iframe")
@@ -175,7 +176,7 @@ async def test_images_and_pdfs_are_shown_by_the_browser_from_the_inline_bytes(
     client: httpx2.AsyncClient, auth: dict[str, str], mime: str, element: str, element_id: str
 ) -> None:
     """A PDF viewer does not run in a sandboxed frame; the inline bytes still carry CSP sandbox themselves."""
-    output = await upload(client, auth, b"\x89PNG not really", mime=mime)
+    output = await uploaded(client, auth, b"\x89PNG not really", mime=mime)
     path = await share_path(client, auth, output)
     page = scan(await client.get(path, headers=BROWSER))
     shown = page.find(element, id=element_id)
@@ -186,7 +187,7 @@ async def test_images_and_pdfs_are_shown_by_the_browser_from_the_inline_bytes(
 async def test_types_without_a_preview_still_show_the_facts_and_the_download(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    output = await upload(client, auth, b"PK\x03\x04", mime="application/zip", label="bundle.zip")
+    output = await uploaded(client, auth, b"PK\x03\x04", mime="application/zip", label="bundle.zip")
     path = await share_path(client, auth, output)
     page = scan(await client.get(path, headers=BROWSER))
     assert page.find("section", id="viewer", **{"data-kind": "none"})
@@ -200,8 +201,8 @@ async def test_types_without_a_preview_still_show_the_facts_and_the_download(
 async def test_a_deleted_artifact_shows_a_410_page_to_browsers_and_the_envelope_to_others(
     client: httpx2.AsyncClient, auth: dict[str, str]
 ) -> None:
-    output = await upload(client, auth, public=True)
-    private = await upload(client, auth)
+    output = await uploaded(client, auth, public=True)
+    private = await uploaded(client, auth)
     link = await share_path(client, auth, private)
     for owned in (output, private):
         assert (await client.delete(f"/v1/outputs/{owned['outputId']}", headers=auth)).status_code == 200
@@ -216,7 +217,7 @@ async def test_a_deleted_artifact_shows_a_410_page_to_browsers_and_the_envelope_
 async def test_an_expired_share_link_shows_a_410_page(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock
 ) -> None:
-    output = await upload(client, auth)
+    output = await uploaded(client, auth)
     path = await share_path(client, auth, output, expiresInSeconds=60)
     clock.advance(61)
     response = await client.get(path, headers=BROWSER)
@@ -226,7 +227,7 @@ async def test_an_expired_share_link_shows_a_410_page(
 
 @pytest.mark.anyio
 async def test_a_tampered_or_unknown_link_shows_a_404_page(client: httpx2.AsyncClient, auth: dict[str, str]) -> None:
-    output = await upload(client, auth)
+    output = await uploaded(client, auth)
     path = await share_path(client, auth, output)
     tampered = path[:-2] + ("AA" if not path.endswith("AA") else "BB")
     for bad in (tampered, "/public/out_01J00000000000000000000000"):
@@ -240,7 +241,7 @@ async def test_a_blob_store_outage_shows_a_retryable_503_page(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Reading the text to preview fails: a 503 page with Retry-After, never a broken or half page."""
-    output = await upload(client, auth, public=True)
+    output = await uploaded(client, auth, public=True)
 
     async def unavailable_small(key: str, start: int, length: int) -> bytes:
         raise service_unavailable("blob store")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import httpx2
@@ -16,22 +15,10 @@ import pytest
 
 from store import Account, ArtifactService, Settings, StoreError, UploadResult
 from store.blobs import open_blob_store
-from tests.conftest import b64
-from tests.factories import blob_keys, count, overrides, partial_keys, race, register, upload
+from tests.factories import balance, blob_keys, count, overrides, partial_keys, race, register, upload, upload_document
 from tests.serving import OUTPUTLAYER, running_server
 
 CONTENT = b"the one and only artifact\n" * 40
-
-
-def json_upload(content: bytes, **fields: Any) -> dict[str, Any]:
-    return {"mimeType": "text/plain", "content": b64(content), **fields}
-
-
-async def balance(client: httpx2.AsyncClient, auth: dict[str, str]) -> dict[str, Any]:
-    response = await client.get("/v1/credits/balance", headers=auth)
-    assert response.status_code == 200
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def assert_one_output_one_charge_one_blob(
@@ -57,7 +44,7 @@ async def test_ten_identical_rest_uploads_make_one_output_one_charge_one_blob(
     client: httpx2.AsyncClient, auth: dict[str, str], service: ArtifactService
 ) -> None:
     """10 concurrent identical POSTs, one key: one output, one unit charged, one blob; others replay or 503."""
-    body = json_upload(CONTENT, label="race.txt")
+    body = upload_document(CONTENT, label="race.txt")
     headers = {**auth, "Idempotency-Key": "same-key"}
 
     async def post() -> httpx2.Response:
@@ -113,7 +100,7 @@ async def rest_contenders(
     def contender(n: int, content: bytes) -> Callable[[], Awaitable[tuple[int, str | None, int]]]:
         async def post() -> tuple[int, str | None, int]:
             response = await client.post(
-                "/v1/outputs", json=json_upload(content), headers={**auth, "Idempotency-Key": f"key-{n}"}
+                "/v1/outputs", json=upload_document(content), headers={**auth, "Idempotency-Key": f"key-{n}"}
             )
             payload = response.json()
             return response.status_code, payload.get("error"), payload.get("sizeBytes", 0)
@@ -220,7 +207,7 @@ async def test_ten_identical_uploads_to_a_real_server_make_one_output(settings: 
         "OUTPUTLAYER_DATABASE_URL": settings.database_url,
         "OUTPUTLAYER_BLOB_URL": settings.blob_url,
     }
-    body = json_upload(CONTENT, label="race.txt")
+    body = upload_document(CONTENT, label="race.txt")
     with running_server(data_dir, env) as server:
         async with httpx2.AsyncClient(base_url=server.base_url, timeout=60) as http:
             registered = await http.post("/v1/keys/register", json={})

@@ -165,7 +165,7 @@ async def test_concurrent_sweeps_give_storage_back_exactly_once(
 async def test_sweep_reclaims_a_stale_in_flight_slot(service: ArtifactService, clock: ManualClock) -> None:
     """An upload abandoned mid-stream for over 60 s loses its slot and partial blob to the sweep."""
     account = await register(service)
-    abandoned = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    abandoned = await service.begin_upload(account, "k")
     abandoned.set_fields({"mimeType": "application/octet-stream"})
     await abandoned.write(b"p" * partial_write_bytes(service))
     (partial,) = await wait_for_partials(service, 1)
@@ -325,7 +325,7 @@ async def mixed_workload(
     clock.advance(45)
     await service.sweep()  # expires b1 only
     clock.advance(20)  # a3 is now expired but not swept
-    open_upload = await service.begin_upload(bob, "b4", content_length=None, wire="direct")
+    open_upload = await service.begin_upload(bob, "b4")
     open_upload.set_fields({"mimeType": "text/plain"})
     await open_upload.write(b"f" * partial_write_bytes(service))  # an in-flight partial blob
     (partial,) = await wait_for_partials(service, 1)

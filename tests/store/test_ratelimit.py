@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
-from store import ArtifactService, ManualClock, RateLimited, StoreError
+from store import ArtifactService, ManualClock, RateFamily, RateLimited, StoreError, UseCase, family_of
+from store.rate_families import FAMILIES
 from store.settings import RateLimits
 from tests.factories import count, next_ip, register, upload, upload_error
 
@@ -39,16 +40,16 @@ async def test_upload_window_allows_n_then_refuses_until_the_oldest_leaves(
         result = await upload(service, account, f"k{n}", f"body {n}".encode())
         assert result.replayed is False
         clock.advance(100)
-    error = await refused(service.begin_upload(account, "k3", content_length=None, wire="direct"))
+    error = await refused(service.begin_upload(account, "k3"))
     assert error.state.limit == 3
     assert error.state.remaining == 0
     assert error.state.reset_seconds == 3600 - 300
     clock.advance(3299)
-    assert (await refused(service.begin_upload(account, "k3", content_length=None, wire="direct"))).retry_after == 1
+    assert (await refused(service.begin_upload(account, "k3"))).retry_after == 1
     clock.advance(1)
     allowed = await upload(service, account, "k3", b"body 3")
     assert allowed.replayed is False
-    error = await refused(service.begin_upload(account, "k4", content_length=None, wire="direct"))
+    error = await refused(service.begin_upload(account, "k4"))
     assert error.state.reset_seconds == 100, "now the second upload is the oldest in the window"
 
 
@@ -59,7 +60,7 @@ async def test_upload_session_reports_limit_remaining_and_reset(service: Artifac
     account = await register(service)
     states = []
     for n in range(4):
-        session = await service.begin_upload(account, f"k{n}", content_length=None, wire="direct")
+        session = await service.begin_upload(account, f"k{n}")
         async with session:
             session.set_fields({"mimeType": "text/plain"})
             await session.write(b"x")
@@ -106,14 +107,14 @@ async def test_route_family_window_is_exact(
 async def test_registrations_are_limited_per_ip(service: ArtifactService, clock: ManualClock) -> None:
     """Registration is limited per client IP; another IP is unaffected."""
     ip = next_ip()
-    await service.register({}, ip)
-    await service.register({}, ip)
-    error = await refused(service.register({}, ip))
+    await service.register(client=ip)
+    await service.register(client=ip)
+    error = await refused(service.register(client=ip))
     assert error.state.reset_seconds == 3600
-    await service.register({}, next_ip())
+    await service.register(client=next_ip())
     assert count(service, "accounts") == 3, "a refused registration creates no account"
     clock.advance(3600)
-    await service.register({}, ip)
+    await service.register(client=ip)
 
 
 @pytest.mark.anyio
@@ -146,7 +147,7 @@ async def test_disabled_rate_limits_refuse_nothing_and_record_nothing(service: A
     for family in ("reads", "deletes", "credits", "discovery"):
         for _ in range(3):
             assert await service.enforce_rate(family, "s") is None
-    session = await service.begin_upload(accounts[0], "k-last", content_length=None, wire="direct")
+    session = await service.begin_upload(accounts[0], "k-last")
     async with session:
         assert session.rate is None
     assert count(service, "rate_events") == 0
@@ -163,7 +164,7 @@ async def test_replays_do_not_consume_upload_budget(service: ArtifactService) ->
         assert again.replayed is True
         assert again.body["outputId"] == first.body["outputId"]
     assert (await upload(service, account, "b")).replayed is False
-    error = await refused(service.begin_upload(account, "c", content_length=None, wire="direct"))
+    error = await refused(service.begin_upload(account, "c"))
     assert error.state.limit == 2
     assert (await upload(service, account, "a")).replayed is True, "a replay still answers at the limit"
 
@@ -173,11 +174,11 @@ async def test_replays_do_not_consume_upload_budget(service: ArtifactService) ->
 async def test_in_flight_and_conflicting_requests_do_not_consume_upload_budget(service: ArtifactService) -> None:
     """A 503 in-flight answer and a 409 conflict leave the upload budget untouched."""
     account = await register(service)
-    holder = await service.begin_upload(account, "a", content_length=None, wire="direct")
+    holder = await service.begin_upload(account, "a")
     async with holder:
         for _ in range(3):
             with pytest.raises(StoreError) as caught:
-                await service.begin_upload(account, "a", content_length=None, wire="direct")
+                await service.begin_upload(account, "a")
             assert caught.value.code == "idempotency_in_flight"
         holder.set_fields({"mimeType": "text/plain"})
         await holder.write(b"x")
@@ -194,7 +195,7 @@ async def test_upload_limits_are_per_account(service: ArtifactService) -> None:
     alice, bob = await register(service), await register(service)
     await upload(service, alice, "1")
     await upload(service, alice, "2")
-    await refused(service.begin_upload(alice, "3", content_length=None, wire="direct"))
+    await refused(service.begin_upload(alice, "3"))
     assert (await upload(service, bob, "1")).replayed is False
 
 
@@ -205,7 +206,7 @@ async def test_rate_limited_upload_claims_nothing(service: ArtifactService, cloc
     account = await register(service)
     await upload(service, account, "1")
     await upload(service, account, "2")
-    await refused(service.begin_upload(account, "3", content_length=None, wire="direct"))
+    await refused(service.begin_upload(account, "3"))
     assert count(service, "idempotency_keys", "key = ?", ("3",)) == 0
     assert (await service.account(account.id)).free_remaining == 3
     clock.advance(3600)
@@ -224,5 +225,11 @@ async def test_plan_enforcement_applies_the_free_tier_upload_rate(service: Artif
     account = await register(service)
     for n in range(10):
         await upload(service, account, f"k{n}")
-    error = await refused(service.begin_upload(account, "k10", content_length=None, wire="direct"))
+    error = await refused(service.begin_upload(account, "k10"))
     assert error.state.limit == 10
+
+
+def test_every_use_case_has_one_family_and_every_family_a_use_case() -> None:
+    """The table both doors ask is complete: no use case without a family, no family unused."""
+    assert set(FAMILIES) == set(get_args(UseCase))
+    assert {family_of(use_case) for use_case in get_args(UseCase)} == set(get_args(RateFamily))

@@ -130,7 +130,7 @@ async def test_large_upload_is_streamed_to_one_blob(service: ArtifactService) ->
     """
     account = await register(service)
     chunk = bytes(range(256)) * 1024
-    session = await service.begin_upload(account, "big", content_length=None, wire="direct")
+    session = await service.begin_upload(account, "big")
     async with session:
         session.set_fields({"mimeType": "application/octet-stream"})
         for _ in range(24):
@@ -249,11 +249,11 @@ async def test_json_and_multipart_uploads_of_one_artifact_share_a_fingerprint(se
         "expiresAt": expires,
         "metadata": {"tags": ["a"], "agentId": "agent-1"},
     }
-    session = await service.begin_upload(account, "k", content_length=None, wire="json")
+    session = await service.begin_upload(account, "k")
     async with session:
         await session.accept_json(document)
         first = await session.finish()
-    session = await service.begin_upload(account, "k", content_length=None, wire="multipart")
+    session = await service.begin_upload(account, "k")
     async with session:
         session.add_form_field("metadata", '{"agentId": "agent-1", "tags": ["a"]}')
         await session.write(content[:4])
@@ -310,7 +310,7 @@ async def test_payload_over_the_limit_mid_stream_leaves_nothing(service: Artifac
     6 MiB is past both backends' point of writing through (a partial file; an S3 multipart upload).
     """
     account = await register(service)
-    session = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    session = await service.begin_upload(account, "k")
     with pytest.raises(StoreError) as caught:
         async with session:
             session.set_fields({"mimeType": "application/octet-stream"})
@@ -337,24 +337,29 @@ async def test_payload_exactly_at_the_limit_is_accepted(service: ArtifactService
 
 @pytest.mark.anyio
 @overrides(max_upload_bytes=1000)
-@pytest.mark.parametrize(
-    ("wire", "content_length"),
-    [
-        pytest.param("json", 1_048_577, id="json-over-1mib"),
-        pytest.param("multipart", 1000 + 16_384 + 1, id="multipart-over-limit-plus-envelope"),
-        pytest.param("direct", 1001, id="direct-over-limit"),
-    ],
-)
-async def test_declared_length_over_the_limit_is_refused_before_any_write(
-    service: ArtifactService, wire: str, content_length: int
-) -> None:
-    """A Content-Length above the limit is refused when the upload opens: no slot, no writer, no partial."""
+async def test_known_size_over_the_limit_is_refused_before_any_write(service: ArtifactService) -> None:
+    """A size known up front above the limit is refused when the upload opens: no slot, no writer, no partial."""
     account = await register(service)
     with pytest.raises(StoreError) as caught:
-        await service.begin_upload(account, "k", content_length=content_length, wire=wire)
+        await service.begin_upload(account, "k", size=1001)
     assert caught.value.code == "payload_too_large"
     assert slots(service, account) == []
     assert blob_keys(service) == [] and partial_keys(service) == []
+    await assert_untouched(service, account, "k")
+
+
+@pytest.mark.anyio
+@overrides(max_upload_bytes=1000, storage_limit_bytes=5000)
+async def test_least_size_feeds_only_the_storage_pre_check(service: ArtifactService) -> None:
+    """A lower bound on the size (a body's length less its framing) is no refusal of its own above the
+    file limit; above the free storage it is ``storage_limit_reached`` before any byte is sent."""
+    account = await register(service)
+    session = await service.begin_upload(account, "k", min_size=1001)
+    assert [s["key"] for s in slots(service, account)] == ["k"]
+    await session.abort()
+    with pytest.raises(StoreError) as caught:
+        await service.begin_upload(account, "k", min_size=5001)
+    assert caught.value.code == "storage_limit_reached"
     await assert_untouched(service, account, "k")
 
 
@@ -367,7 +372,7 @@ async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(s
     """With no free units or credits, opening the upload fails; after a grant the same key succeeds."""
     account = await register(service)
     with pytest.raises(StoreError) as caught:
-        await service.begin_upload(account, "k", content_length=None, wire="direct")
+        await service.begin_upload(account, "k")
     assert caught.value.code == "quota_exhausted"
     assert caught.value.status == 402
     assert blob_keys(service) == [] and outputs(service, account) == []
@@ -382,8 +387,8 @@ async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(s
 async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: ArtifactService) -> None:
     """Two uploads open with one unit left: the second to finish gets quota_exhausted and leaves nothing."""
     account = await register(service)
-    first = await service.begin_upload(account, "k1", content_length=None, wire="direct")
-    second = await service.begin_upload(account, "k2", content_length=None, wire="direct")
+    first = await service.begin_upload(account, "k1")
+    second = await service.begin_upload(account, "k2")
     async with first:
         first.set_fields({"mimeType": "text/plain"})
         await first.write(b"first")
@@ -431,7 +436,7 @@ async def test_storage_limit_is_refused_up_front_from_the_declared_length(servic
     """A declared length that cannot fit is refused when the upload opens, before any byte is sent."""
     account = await register(service)
     with pytest.raises(StoreError) as caught:
-        await service.begin_upload(account, "k", content_length=101, wire="direct")
+        await service.begin_upload(account, "k", size=101)
     assert caught.value.code == "storage_limit_reached"
     assert slots(service, account) == []
     await assert_untouched(service, account, "k")
@@ -485,12 +490,12 @@ async def test_blob_commit_failure_records_a_failed_output_and_charges_nothing(
 async def test_key_in_flight_answers_idempotency_in_flight(service: ArtifactService) -> None:
     """While an upload holds its key, another with the same key gets 503 idempotency_in_flight (retry in 5 s)."""
     account = await register(service)
-    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    holder = await service.begin_upload(account, "k")
     async with holder:
         holder.set_fields({"mimeType": "text/plain"})
         await holder.write(b"first")
         with pytest.raises(StoreError) as caught:
-            await service.begin_upload(account, "k", content_length=None, wire="direct")
+            await service.begin_upload(account, "k")
         first = await holder.finish()
     assert caught.value.code == "idempotency_in_flight"
     assert (caught.value.status, caught.value.retryable, caught.value.retry_after) == (503, True, 5)
@@ -504,11 +509,11 @@ async def test_key_in_flight_answers_idempotency_in_flight(service: ArtifactServ
 async def test_slot_59_seconds_idle_is_still_in_flight(service: ArtifactService, clock: ManualClock) -> None:
     """A slot is only stale after 60 s without progress."""
     account = await register(service)
-    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    holder = await service.begin_upload(account, "k")
     async with holder:
         clock.advance(59)
         with pytest.raises(StoreError) as caught:
-            await service.begin_upload(account, "k", content_length=None, wire="direct")
+            await service.begin_upload(account, "k")
         assert caught.value.code == "idempotency_in_flight"
         holder.set_fields({"mimeType": "text/plain"})
         await holder.write(b"x")
@@ -519,14 +524,14 @@ async def test_slot_59_seconds_idle_is_still_in_flight(service: ArtifactService,
 async def test_upload_making_progress_keeps_its_slot(service: ArtifactService, clock: ManualClock) -> None:
     """An upload that keeps writing for minutes is not reclaimed: its heartbeat keeps the slot alive."""
     account = await register(service)
-    holder = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    holder = await service.begin_upload(account, "k")
     async with holder:
         holder.set_fields({"mimeType": "text/plain"})
         for _ in range(12):
             clock.advance(15)
             await holder.write(b"chunk")
         with pytest.raises(StoreError) as caught:
-            await service.begin_upload(account, "k", content_length=None, wire="direct")
+            await service.begin_upload(account, "k")
         assert caught.value.code == "idempotency_in_flight"
         result = await holder.finish()
     assert result.body["sizeBytes"] == 60
@@ -538,7 +543,7 @@ async def test_stale_slot_is_reclaimed_and_its_partial_blob_removed(
 ) -> None:
     """A slot idle for over 60 s (a crashed upload) is taken over by the next request with its key."""
     account = await register(service)
-    crashed = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    crashed = await service.begin_upload(account, "k")
     crashed.set_fields({"mimeType": "application/octet-stream"})
     await crashed.write(b"p" * partial_write_bytes(service))
     (partial,) = await wait_for_partials(service, 1)
@@ -558,7 +563,7 @@ async def test_stale_slot_is_reclaimed_and_its_partial_blob_removed(
 async def test_reclaimed_upload_cannot_complete_later(service: ArtifactService, clock: ManualClock) -> None:
     """The crashed upload, if it wakes up after its slot was reclaimed and reused, is not charged or stored."""
     account = await register(service)
-    zombie = await service.begin_upload(account, "k", content_length=None, wire="direct")
+    zombie = await service.begin_upload(account, "k")
     zombie.set_fields({"mimeType": "text/plain"})
     await zombie.write(b"old")
     clock.advance(61)
@@ -630,8 +635,8 @@ async def test_per_file_limit_follows_the_plan_only_when_enforced(
     account = await register(service)
     assert service.upload_limit(account) == limit
     with pytest.raises(StoreError) as caught:
-        await service.begin_upload(account, "k", content_length=limit + 16_384 + 1, wire="multipart")
+        await service.begin_upload(account, "k", size=limit + 1)
     assert caught.value.code == "payload_too_large"
-    session = await service.begin_upload(account, "k", content_length=limit + 16_384, wire="multipart")
+    session = await service.begin_upload(account, "k", size=limit)
     await session.abort()
     assert slots(service, account) == []
