@@ -12,14 +12,18 @@ Concurrency model:
   writer, and a lookup costs tens of microseconds); writes run in a worker thread, one at a time,
   each in ``BEGIN IMMEDIATE`` so the whole transaction holds the write lock from its first
   statement. Other processes on the same file serialise through the same lock.
-* PostgreSQL: every unit of work takes a connection from a pool in a worker thread; writes that
-  charge an account lock its row with ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`).
+* PostgreSQL: every unit of work takes a connection from psycopg's ``AsyncConnectionPool`` and runs
+  on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
+  databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
+  query pays a worker-thread hop. Writes that charge an account lock its row with
+  ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use.
 
 Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sqlite3
@@ -33,6 +37,7 @@ import anyio
 import anyio.to_thread
 
 from store.errors import StoreError, service_unavailable
+from store.greenbridge import await_bridged, run_bridged
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -236,73 +241,171 @@ class _PostgresTx:
         return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
 
 
+class _BridgedPostgresTx:
+    """A :class:`Tx` over an async psycopg connection, for work run by :func:`run_bridged`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        return await_bridged(_fetch_one(self._connection, _psycopg_sql(sql), params))
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params))
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return await_bridged(_execute(self._connection, _psycopg_sql(sql), params))
+
+    def lock_account(self, account_id: str) -> Row | None:
+        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
+
+
+async def _fetch_one(connection: Any, sql: str, params: Params) -> Row | None:
+    cursor = await connection.execute(sql, params, prepare=True)
+    row: Row | None = await cursor.fetchone()
+    return row
+
+
+async def _fetch_all(connection: Any, sql: str, params: Params) -> list[Row]:
+    cursor = await connection.execute(sql, params, prepare=True)
+    rows: list[Row] = await cursor.fetchall()
+    return rows
+
+
+async def _execute(connection: Any, sql: str, params: Params) -> int:
+    cursor = await connection.execute(sql, params, prepare=True)
+    count: int = cursor.rowcount
+    return count
+
+
 class PostgresDatabase:
-    """PostgreSQL through a psycopg 3 connection pool; all work runs in worker threads."""
+    """PostgreSQL through psycopg 3: an async connection pool on the event loop for the service's
+    work (no worker thread per query), and a plain connection for the few synchronous callers
+    (command line, invariant check)."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str, pool_size: int) -> None:
-        from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
-
+        self._url = url
+        self._pool_size = pool_size
         # Set when the pool's last attempt to connect failed, cleared by the next success: while the
         # database is known to be unreachable a request waits only briefly for a connection, so an
         # outage answers 503 at once instead of after the full pool timeout on every request.
         self._unreachable = False
-        self._pool = ConnectionPool(
-            conninfo=url,
+        # An async pool belongs to the event loop that opened it; one process normally runs one
+        # loop, but an embedding application (or a test) may drive the service from several.
+        self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    async def _connected(self, connection: Any) -> None:
+        self._unreachable = False
+
+    def _unreachable_now(self, pool: Any) -> None:
+        self._unreachable = True
+
+    async def _pool(self) -> Any:
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        fresh = AsyncConnectionPool(
+            conninfo=self._url,
             min_size=1,
-            max_size=pool_size,
+            max_size=self._pool_size,
             # Autocommit: a hot-path read is one round trip; writes open their transaction explicitly.
-            kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
+            # prepare_threshold=0: every statement is prepared on first use (the hot path repeats a
+            # handful of statements, so parsing and planning them once per connection pays at once).
+            kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True, "prepare_threshold": 0},
             timeout=10.0,
             open=False,
             reconnect_timeout=0,
             configure=self._connected,
             reconnect_failed=self._unreachable_now,
         )
-        self._pool.open(wait=False)
-        self._limiter = anyio.CapacityLimiter(pool_size)
-
-    def _connected(self, connection: Any) -> None:
-        self._unreachable = False
-
-    def _unreachable_now(self, pool: Any) -> None:
-        self._unreachable = True
+        await fresh.open(wait=False)
+        pool = self._pools.setdefault(loop, fresh)
+        if pool is not fresh:
+            await fresh.close()
+        return pool
 
     async def read(self, work: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self._run, work, False, None, limiter=self._limiter)
+        return await self._run(work, transaction=False)
 
     async def write(self, work: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+        return await self._run(work, transaction=True)
 
-    def read_sync(self, work: Callable[[Tx], T]) -> T:
-        return self._run(work, True, "REPEATABLE READ READ ONLY")
-
-    def write_sync(self, work: Callable[[Tx], T]) -> T:
-        return self._run(work, True, None)
-
-    def _run(self, work: Callable[[Tx], T], transaction: bool, isolation: str | None) -> T:
+    async def _run(self, work: Callable[[Tx], T], transaction: bool) -> T:
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
+            pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            with self._pool.connection(timeout=wait) as connection:
+            async with pool.connection(timeout=wait) as connection:
                 if not transaction:
-                    return work(_PostgresTx(connection))
-                with connection.transaction():
-                    if isolation is not None:
-                        connection.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
-                    return work(_PostgresTx(connection))
+                    return await run_bridged(work, _BridgedPostgresTx(connection))
+                async with connection.transaction():
+                    return await run_bridged(work, _BridgedPostgresTx(connection))
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise service_unavailable("database") from exc
+
+    def read_sync(self, work: Callable[[Tx], T]) -> T:
+        return self._run_sync(work, "REPEATABLE READ READ ONLY")
+
+    def write_sync(self, work: Callable[[Tx], T]) -> T:
+        return self._run_sync(work, None)
+
+    def _run_sync(self, work: Callable[[Tx], T], isolation: str | None) -> T:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            connection = psycopg.connect(self._url, row_factory=dict_row, connect_timeout=5, autocommit=True)
+            with connection, connection.transaction():
+                if isolation is not None:
+                    connection.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                return work(_PostgresTx(connection))
+        except psycopg.OperationalError as exc:
             raise service_unavailable("database") from exc
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
 
     def close(self) -> None:
-        self._pool.close()
+        for loop, pool in self._pools.items():
+            _close_pool(loop, pool)
+        self._pools.clear()
+
+
+def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+    """Close an async pool from synchronous code, wherever its event loop stands."""
+    if loop.is_closed():
+        _drop_connections(pool)
+        return
+    if not loop.is_running():
+        loop.run_until_complete(pool.close())
+        return
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        # Closing from inside the loop (an application's shutdown): end the sessions now, and let the
+        # pool stop its background tasks on the loop.
+        _drop_connections(pool)
+        loop.create_task(pool.close(timeout=0))
+    else:
+        asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=30)
+
+
+def _drop_connections(pool: Any) -> None:
+    """End the idle sessions of a pool whose loop can no longer run its own close."""
+    for connection in list(getattr(pool, "_pool", ())):
+        connection.pgconn.finish()
 
 
 # --- construction and migrations ---------------------------------------------------------------
