@@ -39,6 +39,7 @@ from store.ids import API_KEY_PREFIX
 from store.jsonbounds import MAX_DEPTH, check_depth, nesting_depth, parse_json, parse_json_object
 from store.limits import JSON_BODY_LIMIT, SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.local import acting_account
+from store.owned_reads import OwnedOutput
 from store.plans import max_upload_bytes
 from store.ratelimit import RateLimited, RateState
 from store.schemas import (
@@ -115,6 +116,7 @@ __all__ = [
     "OutputListItem",
     "OutputResource",
     "OutputResult",
+    "OwnedOutput",
     "PageInfo",
     "RateLimited",
     "RateState",

@@ -71,14 +71,18 @@ async def register(service: ArtifactService, document: Any, client_ip: str) -> t
     return {"apiKey": api_key, "accountId": account_id, "agent_contract": register_contract()}, rate
 
 
-async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
-    """The account of an API key; ``None`` when the caller sent none."""
+def presented_key_digest(api_key: str | None) -> str:
+    """The stored digest to look a presented key up by; a missing or malformed key is refused first."""
     if not api_key:
         raise missing_api_key()
-    token = api_key
-    if not looks_like_api_key(token):
+    if not looks_like_api_key(api_key):
         raise StoreError("invalid_api_key", "The API key is not valid.")
-    digest = key_digest(token)
+    return key_digest(api_key)
+
+
+async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
+    """The account of an API key; ``None`` when the caller sent none."""
+    digest = presented_key_digest(api_key)
     row = await service.db.read(
         lambda tx: tx.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE key_hash = ?", (digest,))
     )

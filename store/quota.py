@@ -7,8 +7,9 @@ back goes through these functions, so the storage invariant (SPEC section 7) has
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from store.db import ACCOUNT_COLUMNS
 from store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -46,8 +47,11 @@ def charge_upload(tx: Tx, account: Account, size: int) -> Account:
     )
 
 
-def give_back_storage(tx: Tx, account_id: str, size: int) -> None:
+def give_back_storage(tx: Tx, account_id: str, size: int) -> dict[str, Any] | None:
     """Return the bytes of a ready output that was just deleted or expired (exactly once, by the caller's
-    conditional status update)."""
-    tx.lock_account(account_id)
-    tx.execute("UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ?", (size, account_id))
+    conditional status update); the account row after, so nobody reads it again. The UPDATE takes the
+    row's lock itself: no separate locking read."""
+    return tx.one(
+        f"UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}",
+        (size, account_id),
+    )
