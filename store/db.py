@@ -46,6 +46,11 @@ Params = Sequence[Any]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a request waits for a PostgreSQL connection while the database is known to be unreachable.
 UNREACHABLE_WAIT_SECONDS = 1.0
+# How long a request waits for a PostgreSQL connection otherwise (a first connect included): bounded, so
+# a command line call against an unreachable database ends with service_unavailable, never a hang.
+CONNECTION_WAIT_SECONDS = 10.0
+# How long closing a pool waits for its workers (a connection attempt in flight ends by connect_timeout).
+POOL_CLOSE_SECONDS = 5.0
 
 
 class Tx(Protocol):
@@ -84,6 +89,10 @@ class Database(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Close inside the event loop that used the database (an async pool's tasks end on their loop)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -192,6 +201,9 @@ class SqliteDatabase:
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    async def aclose(self) -> None:
+        self.close()
 
     def close(self) -> None:
         self._reader.close()
@@ -320,7 +332,7 @@ class PostgresDatabase:
             # prepare_threshold=0: every statement is prepared on first use (the hot path repeats a
             # handful of statements, so parsing and planning them once per connection pays at once).
             kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True, "prepare_threshold": 0},
-            timeout=10.0,
+            timeout=CONNECTION_WAIT_SECONDS,
             open=False,
             reconnect_timeout=0,
             configure=self._connected,
@@ -374,6 +386,14 @@ class PostgresDatabase:
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    async def aclose(self) -> None:
+        """Close this loop's pool by awaiting its close here, so its workers and any connection attempt
+        in flight end on the loop that runs them; pools of other loops close as :meth:`close` does."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close(timeout=POOL_CLOSE_SECONDS)
+        self.close()
 
     def close(self) -> None:
         for loop, pool in self._pools.items():

@@ -62,6 +62,12 @@ class ArtifactService:
         self.db.close()
         self.blobs.close()
 
+    async def aclose(self) -> None:
+        """Close from inside the event loop that ran the service (the lifespan's end, a command's last
+        step): the database's async pool is closed on its own loop."""
+        await self.db.aclose()
+        self.blobs.close()
+
     # --- accounts (store/accounts.py, store/admin.py) ------------------------------------------
 
     async def register(self, document: Any, client_ip: str) -> tuple[dict[str, Any], RateState | None]:
