@@ -83,9 +83,7 @@ def presented_key_digest(api_key: str | None) -> str:
 async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
     """The account of an API key; ``None`` when the caller sent none."""
     digest = presented_key_digest(api_key)
-    row = await service.db.read(
-        lambda tx: tx.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE key_hash = ?", (digest,))
-    )
+    row = await service.db.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE key_hash = ?", (digest,))
     if row is None:
         raise StoreError("invalid_api_key", "The API key is not valid.")
     return Account.from_row(row)

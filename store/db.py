@@ -29,7 +29,7 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -38,6 +38,7 @@ import anyio.to_thread
 
 from store.errors import StoreError, service_unavailable
 from store.greenbridge import await_bridged, run_bridged
+from store.read_batches import ReadBatcher
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -80,6 +81,11 @@ class Database(Protocol):
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         """One transaction; commits when ``work`` returns, rolls back when it raises."""
+        ...
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        """One read statement on its own, for the hottest reads: no unit of work around it (on
+        PostgreSQL a native coroutine on a pooled connection, no greenlet)."""
         ...
 
     def write_sync(self, work: Callable[[Tx], T]) -> T: ...
@@ -176,6 +182,10 @@ class SqliteDatabase:
     async def read(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
             return work(_SqliteTx(self._reader))
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        with _translate_sqlite_errors():
+            return _SqliteTx(self._reader).one(sql, params)
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
@@ -309,6 +319,7 @@ class PostgresDatabase:
         # An async pool belongs to the event loop that opened it; one process normally runs one
         # loop, but an embedding application (or a test) may drive the service from several.
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
 
     async def _connected(self, connection: Any) -> None:
         self._unreachable = False
@@ -346,6 +357,40 @@ class PostgresDatabase:
 
     async def read(self, work: Callable[[Tx], T]) -> T:
         return await self._run(work, transaction=False)
+
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        """Sent with the other hot reads of this loop iteration, in one pipeline (store/read_batches.py)."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = ReadBatcher(self._send_batch, self._send_one)
+        return await batcher.one(_psycopg_sql(sql), params)
+
+    async def _send_batch(self, statements: list[tuple[str, Params]]) -> list[Row | None]:
+        if len(statements) == 1:
+            return [await self._send_one(statements[0])]
+        async with self._connection() as connection:
+            async with connection.pipeline():
+                cursors = [await connection.execute(sql, params, prepare=True) for sql, params in statements]
+            return [await cursor.fetchone() for cursor in cursors]
+
+    async def _send_one(self, statement: tuple[str, Params]) -> Row | None:
+        async with self._connection() as connection:
+            return await _fetch_one(connection, *statement)
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection; an unreachable database is ``service_unavailable``."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            pool = await self._pool()
+            wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
+            async with pool.connection(timeout=wait) as connection:
+                yield connection
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise service_unavailable("database") from exc
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         return await self._run(work, transaction=True)
@@ -390,12 +435,17 @@ class PostgresDatabase:
     async def aclose(self) -> None:
         """Close this loop's pool by awaiting its close here, so its workers and any connection attempt
         in flight end on the loop that runs them; pools of other loops close as :meth:`close` does."""
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.pop(loop, None)
+        if batcher is not None:
+            await batcher.drain()
+        pool = self._pools.pop(loop, None)
         if pool is not None:
             await pool.close(timeout=POOL_CLOSE_SECONDS)
         self.close()
 
     def close(self) -> None:
+        self._batchers.clear()
         for loop, pool in self._pools.items():
             _close_pool(loop, pool)
         self._pools.clear()

@@ -44,7 +44,7 @@ async def authenticate_with_output(
 ) -> tuple[Account, OwnedOutput]:
     """The account of ``api_key`` and its output ``output_id``, in one statement."""
     digest = presented_key_digest(api_key)
-    row = await service.db.read(lambda tx: tx.one(ACCOUNT_AND_OUTPUT_SQL, (output_id, digest)))
+    row = await service.db.one(ACCOUNT_AND_OUTPUT_SQL, (output_id, digest))
     if row is None:
         raise StoreError("invalid_api_key", "The API key is not valid.")
     output = None if row["o_id"] is None else {name: row[f"o_{name}"] for name in _OUTPUT_NAMES}
