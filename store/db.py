@@ -320,6 +320,8 @@ class PostgresDatabase:
         # loop, but an embedding application (or a test) may drive the service from several.
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
         self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
+        # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
+        self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     async def _connected(self, connection: Any) -> None:
         self._unreachable = False
@@ -335,6 +337,7 @@ class PostgresDatabase:
         pool = self._pools.get(loop)
         if pool is not None:
             return pool
+        self._forget_ended_loops()
         fresh = AsyncConnectionPool(
             conninfo=self._url,
             min_size=1,
@@ -353,7 +356,16 @@ class PostgresDatabase:
         pool = self._pools.setdefault(loop, fresh)
         if pool is not fresh:
             await fresh.close()
+            return pool
+        self._guards[loop] = loop.create_task(_close_when_the_loop_ends(pool))
         return pool
+
+    def _forget_ended_loops(self) -> None:
+        """Drop what belonged to loops that have ended (their pools closed with them)."""
+        for ended in [loop for loop in self._pools if loop.is_closed()]:
+            del self._pools[ended]
+            self._guards.pop(ended, None)
+            self._batchers.pop(ended, None)
 
     async def read(self, work: Callable[[Tx], T]) -> T:
         return await self._run(work, transaction=False)
@@ -442,13 +454,36 @@ class PostgresDatabase:
         pool = self._pools.pop(loop, None)
         if pool is not None:
             await pool.close(timeout=POOL_CLOSE_SECONDS)
+        guard = self._guards.pop(loop, None)
+        if guard is not None:
+            guard.cancel()
+            await asyncio.gather(guard, return_exceptions=True)
         self.close()
 
     def close(self) -> None:
         self._batchers.clear()
+        self._guards.clear()
         for loop, pool in self._pools.items():
             _close_pool(loop, pool)
         self._pools.clear()
+
+
+async def _close_when_the_loop_ends(pool: Any) -> None:
+    """Close ``pool`` when this task is cancelled: ``asyncio.run`` (and every runner built like it) cancels
+    each task of its loop once at the end and waits for all of them. psycopg_pool's workers swallow a
+    cancellation that arrives during a connection attempt and go back to waiting for work, so a loop ended
+    without :meth:`PostgresDatabase.aclose` waited for them forever; closing the pool here hands each
+    worker the stop it is waiting for."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        idle = list(getattr(pool, "_pool", ()))
+        try:
+            await pool.close(timeout=POOL_CLOSE_SECONDS)
+        finally:
+            # The loop's end cancelled the workers too, and close() stops at waiting for them before it
+            # reaches the idle connections: end those sessions here.
+            _finish(idle)
 
 
 def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
@@ -474,8 +509,13 @@ def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
 
 def _drop_connections(pool: Any) -> None:
     """End the idle sessions of a pool whose loop can no longer run its own close."""
-    for connection in list(getattr(pool, "_pool", ())):
-        connection.pgconn.finish()
+    _finish(list(getattr(pool, "_pool", ())))
+
+
+def _finish(connections: list[Any]) -> None:
+    for connection in connections:
+        if not connection.closed:
+            connection.pgconn.finish()
 
 
 # --- construction and migrations ---------------------------------------------------------------
