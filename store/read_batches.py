@@ -13,9 +13,10 @@ which one statement fails is run again one statement at a time, so each read get
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from store.errors import StoreError, service_unavailable
 
 Row = dict[str, Any]
 Statement = tuple[str, Sequence[Any]]
@@ -53,13 +54,21 @@ class ReadBatcher:
         task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[Statement, asyncio.Future[Row | None]]]) -> None:
+        try:
+            await self._answer(batch)
+        finally:
+            # Whatever happened above (this task cancelled with its loop, a fault here), no read waits forever.
+            for _, answer in batch:
+                _settle(answer, error=service_unavailable("database"))
+
+    async def _answer(self, batch: list[tuple[Statement, asyncio.Future[Row | None]]]) -> None:
         statements = [statement for statement, _ in batch]
         try:
             rows = await self._send_batch(statements)
         except Exception as exc:  # the batch's error belongs to its reads: each gets its own answer
             if len(batch) == 1 or _whole_batch_failure(exc):
                 for _, answer in batch:
-                    _settle(answer, error=copy.copy(exc))  # one instance per read: each is raised on its own
+                    _settle(answer, error=exc)
                 return
             await self._run_one_by_one(batch)
             return
@@ -83,8 +92,6 @@ class ReadBatcher:
 
 def _whole_batch_failure(exc: Exception) -> bool:
     """Errors that no statement caused alone (the database unreachable): retrying one by one cannot help."""
-    from store.errors import StoreError
-
     return isinstance(exc, StoreError)
 
 

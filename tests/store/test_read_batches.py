@@ -4,16 +4,20 @@ PostgreSQL where they travel in one pipeline, and one failing statement fails on
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from store import ArtifactService
+from store import ArtifactService, Settings, StoreError, open_service
 from tests.factories import register
+from tests.serving import free_port
 
 pytestmark = pytest.mark.anyio
 
 ACCOUNT_BY_ID = "SELECT id, free_remaining FROM accounts WHERE id = ?"
+# The pool waits 10 s for a first connection; the rest is margin for a machine at load average 10.
+DEADLINE_SECONDS = 60.0
 
 
 async def test_reads_issued_together_each_answer_their_own_row(service: ArtifactService) -> None:
@@ -38,3 +42,18 @@ async def test_a_failing_statement_fails_only_its_own_read(service: ArtifactServ
     assert divided[0] == {"x": 1} and divided[2] == {"x": 1}
     assert isinstance(divided[1], psycopg.errors.DivisionByZero)
     assert await service.db.one(ACCOUNT_BY_ID, (account.id,)) == first
+
+
+async def test_reads_batched_against_an_unreachable_database_each_answer_service_unavailable(tmp_path: Path) -> None:
+    url = f"postgresql://outputlayer:secret@127.0.0.1:{free_port()}/outputlayer"
+    service = open_service(Settings(data_dir=tmp_path, database_url=url), run_migrations=False)
+    try:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(service.db.one(ACCOUNT_BY_ID, (n,)) for n in range(3)), return_exceptions=True),
+            DEADLINE_SECONDS,
+        )
+    finally:
+        await service.aclose()
+    assert [answer.code if isinstance(answer, StoreError) else answer for answer in answers] == [
+        "service_unavailable"
+    ] * 3
