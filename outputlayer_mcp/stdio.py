@@ -79,4 +79,4 @@ async def serve_stdio(settings: Settings, working_dir: Path, links: LinkServer |
             await run_screened_stdio(server)
             tasks.cancel_scope.cancel()
     finally:
-        service.close()
+        await service.aclose()

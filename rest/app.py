@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, service: ArtifactService | None = None, sw
                 tasks.cancel_scope.cancel()
         finally:
             if owned:
-                active.close()
+                await active.aclose()
 
     pages = Pages(settings)
     routes: list[BaseRoute] = [

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from store import Settings, SettingsError, StoreError, migrate, open_service
+from store import ArtifactService, Settings, SettingsError, StoreError, SweepReport, migrate, open_service
 
 log = logging.getLogger("outputlayer")
 
@@ -79,11 +79,7 @@ def cmd_mcp_config(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    service = open_service(_settings())
-    try:
-        report = asyncio.run(service.sweep())
-    finally:
-        service.close()
+    report = asyncio.run(_sweep_once(open_service(_settings())))
     log.info(
         "sweep expired=%d blobs_deleted=%d stale_slots=%d pruned_rate_events=%d",
         report.expired,
@@ -92,6 +88,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         report.pruned_events,
     )
     return 0
+
+
+async def _sweep_once(service: ArtifactService) -> SweepReport:
+    """One pass, then the service closed inside the same loop (its database pool ends with the pass)."""
+    try:
+        return await service.sweep()
+    finally:
+        await service.aclose()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -17,7 +17,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rest.errors import error_response, unexpected_error
-from store import Account, ArtifactService, RateFamily, RateLimited, RateState, StoreError, parse_json_object
+from store import (
+    Account,
+    ArtifactService,
+    OwnedOutput,
+    RateFamily,
+    RateLimited,
+    RateState,
+    StoreError,
+    parse_json_object,
+)
 
 log = logging.getLogger("outputlayer.rest")
 
@@ -39,6 +48,8 @@ class Call:
     request_id: str
     account: Account | None = None
     rate: RateState | None = None
+    # The path's output as the authentication read it (routes declared with ``reads_output``).
+    found: OwnedOutput | None = None
 
     @property
     def owner(self) -> Account:
@@ -91,9 +102,11 @@ def endpoint(
     family: RateFamily | None = None,
     cors: bool = False,
     optional_auth: bool = False,
+    reads_output: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler``; ``family`` is its use case's rate limit (``store.family_of``; per key when
-    authenticated, else per IP)."""
+    authenticated, else per IP). ``reads_output``: authenticate and read the path's ``output_id`` in one
+    statement."""
 
     async def run(request: Request) -> Response:
         service: ArtifactService = request.state.service
@@ -101,7 +114,10 @@ def endpoint(
         try:
             refuse_key_in_query(request)
             header = single_header(request, "Authorization")
-            if auth or (optional_auth and header):
+            if reads_output:
+                output_id = request.path_params["output_id"]
+                call.account, call.found = await service.authenticate_with_output(bearer_token(header), output_id)
+            elif auth or (optional_auth and header):
                 call.account = await service.authenticate(bearer_token(header))
             if family is not None:
                 subject = call.account.id if call.account is not None and auth else client_ip(request)

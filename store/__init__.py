@@ -39,6 +39,7 @@ from store.ids import API_KEY_PREFIX
 from store.jsonbounds import MAX_DEPTH, check_depth, nesting_depth, parse_json, parse_json_object
 from store.limits import JSON_BODY_LIMIT, SHARE_DEFAULT_SECONDS, SHARE_MIN_SECONDS
 from store.local import acting_account
+from store.owned_reads import OwnedOutput
 from store.plans import max_upload_bytes
 from store.rate_families import RateFamily, UseCase, family_of
 from store.ratelimit import RateLimited, RateState
@@ -122,6 +123,7 @@ __all__ = [
     "OutputListItem",
     "OutputResource",
     "OutputResult",
+    "OwnedOutput",
     "PageInfo",
     "RateFamily",
     "RateLimited",

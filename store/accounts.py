@@ -67,17 +67,19 @@ async def register(
     return {"apiKey": api_key, "accountId": account_id, "agent_contract": register_contract()}, rate
 
 
-async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
-    """The account of an API key; ``None`` when the caller sent none."""
+def presented_key_digest(api_key: str | None) -> str:
+    """The stored digest to look a presented key up by; a missing or malformed key is refused first."""
     if not api_key:
         raise missing_api_key()
-    token = api_key
-    if not looks_like_api_key(token):
+    if not looks_like_api_key(api_key):
         raise StoreError("invalid_api_key", "The API key is not valid.")
-    digest = key_digest(token)
-    row = await service.db.read(
-        lambda tx: tx.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE key_hash = ?", (digest,))
-    )
+    return key_digest(api_key)
+
+
+async def authenticate(service: ArtifactService, api_key: str | None) -> Account:
+    """The account of an API key; ``None`` when the caller sent none."""
+    digest = presented_key_digest(api_key)
+    row = await service.db.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE key_hash = ?", (digest,))
     if row is None:
         raise StoreError("invalid_api_key", "The API key is not valid.")
     return Account.from_row(row)

@@ -13,20 +13,24 @@ Concurrency model:
   writer, and a lookup costs tens of microseconds); writes run in a worker thread, one at a time,
   each in ``BEGIN IMMEDIATE`` so the whole transaction holds the write lock from its first
   statement. Other processes on the same file serialise through the same lock.
-* PostgreSQL: every unit of work takes a connection from a pool in a worker thread; writes that
-  charge an account lock its row with ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`).
+* PostgreSQL: every unit of work takes a connection from psycopg's ``AsyncConnectionPool`` and runs
+  on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
+  databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
+  query pays a worker-thread hop. Writes that charge an account lock its row with
+  ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use.
 
 Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -34,7 +38,9 @@ import anyio
 import anyio.to_thread
 
 from store.errors import StoreError, service_unavailable
+from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
+from store.read_batches import ReadBatcher
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -43,6 +49,11 @@ Params = Sequence[Any]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a request waits for a PostgreSQL connection while the database is known to be unreachable.
 UNREACHABLE_WAIT_SECONDS = 1.0
+# How long a request waits for a PostgreSQL connection otherwise (a first connect included): bounded, so
+# a command line call against an unreachable database ends with service_unavailable, never a hang.
+CONNECTION_WAIT_SECONDS = 10.0
+# How long closing a pool waits for its workers (a connection attempt in flight ends by connect_timeout).
+POOL_CLOSE_SECONDS = 5.0
 
 
 class Tx(Protocol):
@@ -74,6 +85,11 @@ class Database(Protocol):
         """One transaction; commits when ``work`` returns, rolls back when it raises."""
         ...
 
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        """One read statement on its own, for the hottest reads: no unit of work around it (on
+        PostgreSQL a native coroutine on a pooled connection, no greenlet)."""
+        ...
+
     def write_sync(self, work: Callable[[Tx], T]) -> T: ...
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
@@ -81,6 +97,10 @@ class Database(Protocol):
         ...
 
     async def ping(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Close inside the event loop that used the database (an async pool's tasks end on their loop)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -162,6 +182,10 @@ class SqliteDatabase:
         with _translate_sqlite_errors():
             return work(_SqliteTx(self._reader))
 
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        with _translate_sqlite_errors():
+            return _SqliteTx(self._reader).one(sql, params)
+
     def read_sync(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
             self._reader.execute("BEGIN")
@@ -186,6 +210,9 @@ class SqliteDatabase:
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
+
+    async def aclose(self) -> None:
+        self.close()
 
     def close(self) -> None:
         self._reader.close()
@@ -235,73 +262,259 @@ class _PostgresTx:
         return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
 
 
+class _BridgedPostgresTx:
+    """A :class:`Tx` over an async psycopg connection, for work run by :func:`run_bridged`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        return await_bridged(_fetch_one(self._connection, _psycopg_sql(sql), params))
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params))
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return await_bridged(_execute(self._connection, _psycopg_sql(sql), params))
+
+    def lock_account(self, account_id: str) -> Row | None:
+        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
+
+
+async def _fetch_one(connection: Any, sql: str, params: Params) -> Row | None:
+    cursor = await connection.execute(sql, params, prepare=True)
+    row: Row | None = await cursor.fetchone()
+    return row
+
+
+async def _fetch_all(connection: Any, sql: str, params: Params) -> list[Row]:
+    cursor = await connection.execute(sql, params, prepare=True)
+    rows: list[Row] = await cursor.fetchall()
+    return rows
+
+
+async def _execute(connection: Any, sql: str, params: Params) -> int:
+    cursor = await connection.execute(sql, params, prepare=True)
+    count: int = cursor.rowcount
+    return count
+
+
 class PostgresDatabase:
-    """PostgreSQL through a psycopg 3 connection pool; all work runs in worker threads."""
+    """PostgreSQL through psycopg 3: an async connection pool on the event loop for the service's
+    work (no worker thread per query), and a plain connection for the few synchronous callers
+    (command line, invariant check)."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str, pool_size: int) -> None:
-        from psycopg.rows import dict_row
-        from psycopg_pool import ConnectionPool
-
+        self._url = url
+        self._pool_size = pool_size
         # Set when the pool's last attempt to connect failed, cleared by the next success: while the
         # database is known to be unreachable a request waits only briefly for a connection, so an
         # outage answers 503 at once instead of after the full pool timeout on every request.
         self._unreachable = False
-        self._pool = ConnectionPool(
-            conninfo=url,
-            min_size=1,
-            max_size=pool_size,
-            # Autocommit: a hot-path read is one round trip; writes open their transaction explicitly.
-            kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
-            timeout=10.0,
-            open=False,
-            reconnect_timeout=0,
-            configure=self._connected,
-            reconnect_failed=self._unreachable_now,
-        )
-        self._pool.open(wait=False)
-        self._limiter = anyio.CapacityLimiter(pool_size)
+        # An async pool belongs to the event loop that opened it; one process normally runs one
+        # loop, but an embedding application (or a test) may drive the service from several.
+        self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
+        # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
+        self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
-    def _connected(self, connection: Any) -> None:
+    async def _connected(self, connection: Any) -> None:
         self._unreachable = False
 
     def _unreachable_now(self, pool: Any) -> None:
         self._unreachable = True
 
+    async def _pool(self) -> Any:
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        self._forget_ended_loops()
+        fresh = AsyncConnectionPool(
+            conninfo=self._url,
+            min_size=1,
+            max_size=self._pool_size,
+            # Autocommit: a hot-path read is one round trip; writes open their transaction explicitly.
+            # prepare_threshold=0: every statement is prepared on first use (the hot path repeats a
+            # handful of statements, so parsing and planning them once per connection pays at once).
+            kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True, "prepare_threshold": 0},
+            timeout=CONNECTION_WAIT_SECONDS,
+            open=False,
+            reconnect_timeout=0,
+            configure=self._connected,
+            reconnect_failed=self._unreachable_now,
+        )
+        await fresh.open(wait=False)
+        pool = self._pools.setdefault(loop, fresh)
+        if pool is not fresh:
+            await fresh.close()
+            return pool
+        self._guards[loop] = loop.create_task(_close_when_the_loop_ends(pool))
+        return pool
+
+    def _forget_ended_loops(self) -> None:
+        """Drop what belonged to loops that have ended (their pools closed with them)."""
+        for ended in [loop for loop in self._pools if loop.is_closed()]:
+            del self._pools[ended]
+            self._guards.pop(ended, None)
+            self._batchers.pop(ended, None)
+
     async def read(self, work: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self._run, work, False, None, limiter=self._limiter)
+        return await self._run(work, transaction=False)
 
-    async def write(self, work: Callable[[Tx], T]) -> T:
-        return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._limiter)
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        """Sent with the other hot reads of this loop iteration, in one pipeline (store/read_batches.py)."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = ReadBatcher(self._send_batch, self._send_one)
+        return await batcher.one(_psycopg_sql(sql), params)
 
-    def read_sync(self, work: Callable[[Tx], T]) -> T:
-        return self._run(work, True, "REPEATABLE READ READ ONLY")
+    async def _send_batch(self, statements: list[tuple[str, Params]]) -> list[Row | None]:
+        if len(statements) == 1:
+            return [await self._send_one(statements[0])]
+        async with self._connection() as connection:
+            async with connection.pipeline():
+                cursors = [await connection.execute(sql, params, prepare=True) for sql, params in statements]
+            return [await cursor.fetchone() for cursor in cursors]
 
-    def write_sync(self, work: Callable[[Tx], T]) -> T:
-        return self._run(work, True, None)
+    async def _send_one(self, statement: tuple[str, Params]) -> Row | None:
+        async with self._connection() as connection:
+            return await _fetch_one(connection, *statement)
 
-    def _run(self, work: Callable[[Tx], T], transaction: bool, isolation: str | None) -> T:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection; an unreachable database is ``service_unavailable``."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
+            pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            with self._pool.connection(timeout=wait) as connection:
-                if not transaction:
-                    return work(_PostgresTx(connection))
-                with connection.transaction():
-                    if isolation is not None:
-                        connection.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
-                    return work(_PostgresTx(connection))
+            async with pool.connection(timeout=wait) as connection:
+                yield connection
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise service_unavailable("database") from exc
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        return await self._run(work, transaction=True)
+
+    async def _run(self, work: Callable[[Tx], T], transaction: bool) -> T:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            pool = await self._pool()
+            wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
+            async with pool.connection(timeout=wait) as connection:
+                if not transaction:
+                    return await run_bridged(work, _BridgedPostgresTx(connection))
+                async with connection.transaction():
+                    return await run_bridged(work, _BridgedPostgresTx(connection))
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise service_unavailable("database") from exc
+
+    def read_sync(self, work: Callable[[Tx], T]) -> T:
+        return self._run_sync(work, "REPEATABLE READ READ ONLY")
+
+    def write_sync(self, work: Callable[[Tx], T]) -> T:
+        return self._run_sync(work, None)
+
+    def _run_sync(self, work: Callable[[Tx], T], isolation: str | None) -> T:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            connection = psycopg.connect(self._url, row_factory=dict_row, connect_timeout=5, autocommit=True)
+            with connection, connection.transaction():
+                if isolation is not None:
+                    connection.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+                return work(_PostgresTx(connection))
+        except psycopg.OperationalError as exc:
             raise service_unavailable("database") from exc
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
 
+    async def aclose(self) -> None:
+        """Close this loop's pool by awaiting its close here, so its workers and any connection attempt
+        in flight end on the loop that runs them; pools of other loops close as :meth:`close` does."""
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.pop(loop, None)
+        if batcher is not None:
+            await batcher.drain()
+        pool = self._pools.pop(loop, None)
+        if pool is not None:
+            await pool.close(timeout=POOL_CLOSE_SECONDS)
+        guard = self._guards.pop(loop, None)
+        if guard is not None:
+            guard.cancel()
+            await asyncio.gather(guard, return_exceptions=True)
+        self.close()
+
     def close(self) -> None:
-        self._pool.close()
+        self._batchers.clear()
+        self._guards.clear()
+        for loop, pool in self._pools.items():
+            _close_pool(loop, pool)
+        self._pools.clear()
+
+
+async def _close_when_the_loop_ends(pool: Any) -> None:
+    """Close ``pool`` when this task is cancelled: ``asyncio.run`` (and every runner built like it) cancels
+    each task of its loop once at the end and waits for all of them. psycopg_pool's workers swallow a
+    cancellation that arrives during a connection attempt and go back to waiting for work, so a loop ended
+    without :meth:`PostgresDatabase.aclose` waited for them forever; closing the pool here hands each
+    worker the stop it is waiting for."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        idle = list(getattr(pool, "_pool", ()))
+        try:
+            await pool.close(timeout=POOL_CLOSE_SECONDS)
+        finally:
+            # The loop's end cancelled the workers too, and close() stops at waiting for them before it
+            # reaches the idle connections: end those sessions here.
+            _finish(idle)
+
+
+def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+    """Close an async pool from synchronous code, wherever its event loop stands."""
+    if loop.is_closed():
+        _drop_connections(pool)
+        return
+    if not loop.is_running():
+        loop.run_until_complete(pool.close())
+        return
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        # Closing from inside the loop (an application's shutdown): end the sessions now, and let the
+        # pool stop its background tasks on the loop.
+        _drop_connections(pool)
+        loop.create_task(pool.close(timeout=0))
+    else:
+        asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=30)
+
+
+def _drop_connections(pool: Any) -> None:
+    """End the idle sessions of a pool whose loop can no longer run its own close."""
+    _finish(list(getattr(pool, "_pool", ())))
+
+
+def _finish(connections: list[Any]) -> None:
+    for connection in connections:
+        if not connection.closed:
+            connection.pgconn.finish()
 
 
 # --- construction and migrations ---------------------------------------------------------------

@@ -17,7 +17,7 @@ from store.limits import IDEMPOTENCY_RETENTION_MS
 from store.plans import uploads_per_hour
 from store.quota import check_quota
 from store.ratelimit import RateState
-from store.upload_keys import key_held_by_link, prune_upload_links
+from store.upload_keys import HELD_BY_LINK_COLUMN, prune_upload_links
 
 if TYPE_CHECKING:
     from store.service import ArtifactService
@@ -40,6 +40,17 @@ def in_flight() -> StoreError:
     )
 
 
+_SLOT_COLUMNS = ("state", "fingerprint", "output_id", "created_at", "heartbeat_at")
+# Everything a claim decides on, in one statement: the account (quota columns), its slot for the key (if
+# any) and whether an upload link holds the key.
+_CLAIM_STATE_SQL = (
+    f"SELECT {', '.join(f'a.{name.strip()}' for name in ACCOUNT_COLUMNS.split(','))}, "
+    + ", ".join(f"k.{name} AS slot_{name}" for name in _SLOT_COLUMNS)
+    + f", {HELD_BY_LINK_COLUMN} "
+    "FROM accounts a LEFT JOIN idempotency_keys k ON k.account_id = a.id AND k.key = ? WHERE a.id = ?"
+)
+
+
 def claim(
     service: ArtifactService,
     tx: Tx,
@@ -51,13 +62,12 @@ def claim(
     via_link: bool = False,
 ) -> Claim:
     """Claim ``key`` for a new upload of at least ``floor`` bytes, or answer what the key already is."""
-    if not via_link and key_held_by_link(tx, account.id, key):
+    known = tx.one(_CLAIM_STATE_SQL, (key, key, account.id))
+    if known is None:
+        raise gone_account()
+    if not via_link and known["held_by_link"]:
         raise idempotency_conflict()
-    slot = tx.one(
-        "SELECT state, fingerprint, output_id, created_at, heartbeat_at FROM idempotency_keys "
-        "WHERE account_id = ? AND key = ?",
-        (account.id, key),
-    )
+    slot = None if known["slot_output_id"] is None else {name: known[f"slot_{name}"] for name in _SLOT_COLUMNS}
     previous = None
     if slot is not None:
         if slot["state"] == "completed" and slot["created_at"] > now - IDEMPOTENCY_RETENTION_MS:
@@ -68,10 +78,7 @@ def claim(
             previous = str(slot["output_id"])
     limit = uploads_per_hour(service.settings, account.plan_tier)
     rate = service.consume_rate(tx, f"uploads:{account.id}", limit, 3600)
-    current = tx.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account.id,))
-    if current is None:
-        raise gone_account()
-    check_quota(Account.from_row(current), floor)
+    check_quota(Account.from_row(known), floor)
     if _take_slot(tx, account.id, key, output_id, now, slot) != 1:
         raise in_flight()
     return Claim(output_id, None, None, previous, rate)

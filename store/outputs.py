@@ -26,6 +26,7 @@ from store.views import OUTPUT_COLUMNS, effective_status, output_fields, render_
 
 if TYPE_CHECKING:
     from store.accounts import Account
+    from store.owned_reads import OwnedOutput
     from store.service import ArtifactService
 
 STATUSES = ("ready", "failed", "expired", "deleted")
@@ -65,27 +66,37 @@ def blob_key(account_id: str, output_id: str) -> str:
     return f"{account_id}/{output_id}"
 
 
-async def owned_row(service: ArtifactService, account: Account, output_id: str) -> dict[str, Any]:
-    """The row of an output of this account; any other id is not found."""
-    row = await service.db.read(
-        lambda tx: tx.one(
-            f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ? AND account_id = ?", (output_id, account.id)
+async def owned_row(
+    service: ArtifactService, account: Account, output_id: str, found: OwnedOutput | None = None
+) -> dict[str, Any]:
+    """The row of an output of this account; any other id is not found. ``found``: the row as the
+    authentication's own statement already read it (no second read)."""
+    if found is not None and found.output_id == output_id:
+        row = found.row
+    else:
+        row = await service.db.read(
+            lambda tx: tx.one(
+                f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ? AND account_id = ?", (output_id, account.id)
+            )
         )
-    )
     if row is None:
         raise output_not_found()
     return row
 
 
-async def get_output(service: ArtifactService, account: Account, output_id: str) -> OutputResult:
-    row = await owned_row(service, account, output_id)
+async def get_output(
+    service: ArtifactService, account: Account, output_id: str, found: OwnedOutput | None = None
+) -> OutputResult:
+    row = await owned_row(service, account, output_id, found)
     now = service.clock.now_ms()
     return OutputResult(render_output(row, now, service.urls), effective_status(row, now))
 
 
-async def open_content(service: ArtifactService, account: Account, output_id: str) -> Content:
+async def open_content(
+    service: ArtifactService, account: Account, output_id: str, found: OwnedOutput | None = None
+) -> Content:
     """The bytes of an owned output; a public one redirects to its public URL."""
-    row = await owned_row(service, account, output_id)
+    row = await owned_row(service, account, output_id, found)
     content = readable_content(service, row)
     if content.public:
         return dataclasses.replace(content, redirect=f"{service.urls.public_base_url}/{output_id}")
@@ -140,11 +151,14 @@ async def read_content(
     return _prepend(first, chunks)
 
 
-async def delete_output(service: ArtifactService, account: Account, output_id: str) -> dict[str, Any]:
-    """Soft delete: the row stays (410 forever), the blob goes, the storage comes back exactly once."""
+async def delete_output(service: ArtifactService, account: Account, output_id: str) -> tuple[dict[str, Any], Account]:
+    """Soft delete: the row stays (410 forever), the blob goes, the storage comes back exactly once.
+    Also the account after the delete (the give-back's own answer; unchanged when nothing came back)."""
     now = service.clock.now_ms()
+    after = account
 
     def delete(tx: Tx) -> dict[str, Any]:
+        nonlocal after
         row = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ? AND account_id = ?", (output_id, account.id))
         if row is None:
             raise output_not_found()
@@ -164,13 +178,15 @@ async def delete_output(service: ArtifactService, account: Account, output_id: s
                 raise output_expired()
             return latest
         if row["status"] == "ready":
-            give_back_storage(tx, account.id, row["size_bytes"])
+            given_back = give_back_storage(tx, account.id, row["size_bytes"])
+            if given_back is not None:
+                after = type(account).from_row(given_back)
         return {**row, "status": "deleted", "deleted_at": now}
 
     row = await service.db.write(delete)
     if row["blob_key"] is not None:
         await delete_blob(service, row["id"], row["blob_key"])
-    return render_output(row, now, service.urls)
+    return render_output(row, now, service.urls), after
 
 
 async def delete_blob(service: ArtifactService, output_id: str, key: str) -> None:

@@ -7,8 +7,10 @@ back goes through these functions, so the storage invariant (SPEC section 7) has
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from store.accounts import gone_account
+from store.db import ACCOUNT_COLUMNS
 from store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -46,8 +48,39 @@ def charge_upload(tx: Tx, account: Account, size: int) -> Account:
     )
 
 
-def give_back_storage(tx: Tx, account_id: str, size: int) -> None:
+# Checks and charges in one statement (the rule of check_quota and charge_upload, in SQL): the row changes
+# only when a unit is left and the bytes fit. Every right-hand side reads the row as it was.
+_CHARGE_IF_ALLOWED_SQL = (
+    "UPDATE accounts SET "
+    "free_remaining = free_remaining - CASE WHEN free_remaining > 0 THEN 1 ELSE 0 END, "
+    "credits_remaining = credits_remaining - CASE WHEN free_remaining > 0 THEN 0 ELSE 1 END, "
+    "storage_used_bytes = storage_used_bytes + ? "
+    "WHERE id = ? AND (free_remaining > 0 OR credits_remaining > 0) AND storage_used_bytes + ? <= storage_limit_bytes "
+    f"RETURNING {ACCOUNT_COLUMNS}"
+)
+
+
+def charge_if_allowed(tx: Tx, account: Account, size: int) -> Account:
+    """Check and charge an upload of ``size`` bytes in one statement; the account after. The UPDATE takes the
+    row's lock and holds it until commit, so a settle runs this last (the lock is held one round trip).
+    A refusal reads the row to say why: ``quota_exhausted`` or ``storage_limit_reached``."""
+    row = tx.one(_CHARGE_IF_ALLOWED_SQL, (size, account.id, size))
+    if row is not None:
+        return type(account).from_row(row)
+    current = tx.lock_account(account.id)
+    if current is None:
+        raise gone_account()
+    locked = type(account).from_row(current)
+    check_quota(locked, size)
+    # Allowed after all (a grant committed between the two statements): the row is locked now.
+    return charge_upload(tx, locked, size)
+
+
+def give_back_storage(tx: Tx, account_id: str, size: int) -> dict[str, Any] | None:
     """Return the bytes of a ready output that was just deleted or expired (exactly once, by the caller's
-    conditional status update)."""
-    tx.lock_account(account_id)
-    tx.execute("UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ?", (size, account_id))
+    conditional status update); the account row after, so nobody reads it again. The UPDATE takes the
+    row's lock itself: no separate locking read."""
+    return tx.one(
+        f"UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}",
+        (size, account_id),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from store import accounts, admin, lifecycle, outputs, rate_families, ratelimit, sharing, uploads
+from store import accounts, admin, lifecycle, outputs, owned_reads, rate_families, ratelimit, sharing, uploads
 from store.accounts import Account
 from store.billing import Billing
 from store.blobs import BlobStore
@@ -18,6 +18,7 @@ from store.db import Database, Tx
 from store.ids import IdFactory
 from store.lifecycle import CheckReport, SweepReport
 from store.outputs import Content, OutputResult
+from store.owned_reads import OwnedOutput
 from store.rate_families import RateFamily
 from store.ratelimit import RateState
 from store.settings import Settings
@@ -60,6 +61,12 @@ class ArtifactService:
 
     def close(self) -> None:
         self.db.close()
+        self.blobs.close()
+
+    async def aclose(self) -> None:
+        """Close from inside the event loop that ran the service (the lifespan's end, a command's last
+        step): the database's async pool is closed on its own loop."""
+        await self.db.aclose()
         self.blobs.close()
 
     # --- accounts (store/accounts.py, store/admin.py) ------------------------------------------
@@ -138,12 +145,16 @@ class ArtifactService:
 
     # --- reading, deleting, listing (store/outputs.py) ----------------------------------------
 
-    async def get_output(self, account: Account, output_id: str) -> OutputResult:
-        return await outputs.get_output(self, account, output_id)
+    async def authenticate_with_output(self, api_key: str | None, output_id: str) -> tuple[Account, OwnedOutput]:
+        """:meth:`authenticate` and the row of one of its outputs, in one statement (store/owned_reads.py)."""
+        return await owned_reads.authenticate_with_output(self, api_key, output_id)
 
-    async def open_content(self, account: Account, output_id: str) -> Content:
+    async def get_output(self, account: Account, output_id: str, found: OwnedOutput | None = None) -> OutputResult:
+        return await outputs.get_output(self, account, output_id, found)
+
+    async def open_content(self, account: Account, output_id: str, found: OwnedOutput | None = None) -> Content:
         """The bytes of an owned output; a public one redirects to its public URL."""
-        return await outputs.open_content(self, account, output_id)
+        return await outputs.open_content(self, account, output_id, found)
 
     async def open_public(self, output_id: str) -> Content:
         """The bytes of a public output, for anyone; private and unknown ids are alike not found."""
@@ -157,6 +168,11 @@ class ArtifactService:
 
     async def delete_output(self, account: Account, output_id: str) -> dict[str, Any]:
         """Soft delete: the row stays (410 forever), the blob goes, the storage comes back exactly once."""
+        body, _ = await outputs.delete_output(self, account, output_id)
+        return body
+
+    async def delete_output_for(self, account: Account, output_id: str) -> tuple[dict[str, Any], Account]:
+        """:meth:`delete_output`, and the account after it (for the quota headers, without reading it again)."""
         return await outputs.delete_output(self, account, output_id)
 
     async def list_outputs(

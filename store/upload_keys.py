@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from store.db import Tx
 
-
-def key_held_by_link(tx: Tx, account_id: str, key: str) -> bool:
-    """Whether an upload link was created with this key."""
-    row = tx.one("SELECT 1 AS held FROM upload_links WHERE account_id = ? AND idempotency_key = ?", (account_id, key))
-    return row is not None
+# Whether an upload link was created with a key, as a column of a query over ``accounts a`` (one
+# parameter: the key); the upload's claim reads it with the slot and the account in one statement.
+HELD_BY_LINK_COLUMN = (
+    "EXISTS (SELECT 1 FROM upload_links l WHERE l.account_id = a.id AND l.idempotency_key = ?) AS held_by_link"
+)
 
 
 def prune_upload_links(tx: Tx, created_before_ms: int) -> int:

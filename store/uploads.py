@@ -26,7 +26,7 @@ import anyio
 from pydantic import ValidationError
 
 from store import idempotency
-from store.accounts import Account, gone_account
+from store.accounts import Account
 from store.base64text import unwrap_base64
 from store.blobs import BlobWriter
 from store.db import Tx
@@ -35,7 +35,7 @@ from store.idempotency import Claim
 from store.limits import HEARTBEATS_PER_STALE_PERIOD, JSON_BODY_LIMIT
 from store.outputs import blob_key
 from store.plans import max_upload_bytes
-from store.quota import charge_upload, check_quota
+from store.quota import charge_if_allowed
 from store.schemas import CreateOutput
 from store.validation import (
     FORM_FIELDS,
@@ -305,12 +305,6 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
     now = service.clock.now_ms()
 
     def settle(tx: Tx) -> tuple[dict[str, Any], Account]:
-        locked = tx.lock_account(account.id)
-        if locked is None:
-            raise gone_account()
-        current = Account.from_row(locked)
-        check_quota(current, size)
-        after = charge_upload(tx, current, size)
         row = {
             "id": output_id,
             "account_id": account.id,
@@ -331,6 +325,8 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
         }
         _insert_output(tx, row)
         idempotency.complete(tx, account.id, session.key, output_id, fp, now)
+        # Last, so the account row is locked only from the charge to the commit; a refusal rolls all back.
+        after = charge_if_allowed(tx, account, size)
         return render_output(row, now, service.urls), after
 
     body, after = await service.db.write(settle)

@@ -48,20 +48,19 @@ async def list_outputs(call: Call) -> Response:
 
 
 async def get_output(call: Call) -> Response:
-    result = await call.service.get_output(call.owner, call.request.path_params["output_id"])
+    result = await call.service.get_output(call.owner, call.request.path_params["output_id"], call.found)
     if result.gone:
         return JSONResponse(gone_body(result, call.request_id), status_code=410)
     return JSONResponse(result.body)
 
 
 async def get_content(call: Call) -> Response:
-    content = await call.service.open_content(call.owner, call.request.path_params["output_id"])
+    content = await call.service.open_content(call.owner, call.request.path_params["output_id"], call.found)
     return await content_response(call, content, public=False)
 
 
 async def delete_output(call: Call) -> Response:
-    body = await call.service.delete_output(call.owner, call.request.path_params["output_id"])
-    call.account = await call.service.account(call.owner.id)
+    body, call.account = await call.service.delete_output_for(call.owner, call.request.path_params["output_id"])
     return JSONResponse(body)
 
 
@@ -78,9 +77,12 @@ def output_routes() -> list[Route]:
         ),
         route(
             "/v1/outputs/{output_id}",
-            GET=endpoint(get_output, family=family_of("read_output")),
+            GET=endpoint(get_output, family=family_of("read_output"), reads_output=True),
             DELETE=endpoint(delete_output, family=family_of("delete_output")),
         ),
-        route("/v1/outputs/{output_id}/content", GET=endpoint(get_content, family=family_of("read_content"))),
+        route(
+            "/v1/outputs/{output_id}/content",
+            GET=endpoint(get_content, family=family_of("read_content"), reads_output=True),
+        ),
         route("/v1/outputs/{output_id}/share", POST=endpoint(share_output, family=family_of("share"))),
     ]
