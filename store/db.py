@@ -9,9 +9,13 @@ Alembic (through SQLAlchemy) owns the schema, and only migrations use SQLAlchemy
 Concurrency model:
 
 * SQLite: reads run inline on the event loop on one connection (WAL: readers never wait for the
-  writer, and a lookup costs tens of microseconds); writes run in a worker thread, one at a time,
-  each in ``BEGIN IMMEDIATE`` so the whole transaction holds the write lock from its first
-  statement. Other processes on the same file serialise through the same lock.
+  writer, and a lookup costs tens of microseconds). Writes run one at a time, each in
+  ``BEGIN IMMEDIATE`` so the whole transaction holds the write lock from its first statement:
+  inline on the loop when the file's lock is free at once (a write transaction costs about what a
+  thread hop does), otherwise in the writer thread, which waits for the lock there; so another
+  process holding the file's lock never blocks the loop. Other processes on the same file
+  serialise through the same lock. WAL checkpoints run in a thread of their own
+  (:mod:`store.sqlite_checkpoints`), never inside a write's COMMIT.
 * PostgreSQL: every unit of work takes a connection from a pool in a worker thread; writes that
   charge an account lock its row with ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`).
 
@@ -33,6 +37,7 @@ import anyio
 import anyio.to_thread
 
 from store.errors import StoreError, service_unavailable
+from store.sqlite_checkpoints import WalCheckpointer
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -119,12 +124,23 @@ def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {description[0]: value for description, value in zip(cursor.description, row, strict=True)}
 
 
-def _open_sqlite(path: str) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    connection.execute("PRAGMA busy_timeout=10000")
+def _open_sqlite(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+    connection.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     _enable_wal(connection)
     connection.execute("PRAGMA synchronous=NORMAL")
     return connection
+
+
+def _open_sqlite_writer(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+    """A connection for write transactions; its commits never checkpoint (:mod:`store.sqlite_checkpoints`)."""
+    connection = _open_sqlite(path, busy_timeout_ms)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    return connection
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
 
 
 def _enable_wal(connection: sqlite3.Connection, wait_seconds: float = 10.0) -> None:
@@ -146,7 +162,8 @@ def _enable_wal(connection: sqlite3.Connection, wait_seconds: float = 10.0) -> N
 
 
 class SqliteDatabase:
-    """SQLite file database: inline reads on the loop, one writer thread (see module docstring)."""
+    """SQLite file database: inline reads on the loop, writes inline when the lock is free, else on
+    one writer thread (see module docstring)."""
 
     dialect = "sqlite"
 
@@ -155,9 +172,13 @@ class SqliteDatabase:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._reader = _open_sqlite(path)
-        self._writer = _open_sqlite(path)
+        self._writer = _open_sqlite_writer(path)
+        # The loop's write connection never waits for the lock: busy, the write goes to the thread.
+        self._inline_writer = _open_sqlite_writer(path, busy_timeout_ms=0)
+        # Held by whichever of this process's write connections is in a transaction.
         self._write_lock = threading.Lock()
         self._write_limiter = anyio.CapacityLimiter(1)
+        self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path))
 
     async def read(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
@@ -172,32 +193,59 @@ class SqliteDatabase:
                 self._reader.execute("COMMIT")
 
     async def write(self, work: Callable[[Tx], T]) -> T:
+        if self._write_lock.acquire(blocking=False):
+            try:
+                if self._begin_inline():
+                    return self._run_transaction(self._inline_writer, work)
+            finally:
+                self._write_lock.release()
         return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._write_limiter)
+
+    def _begin_inline(self) -> bool:
+        """Open a write transaction on the loop's connection; False when another process holds the lock."""
+        try:
+            with _translate_sqlite_errors(busy_is_error=False):
+                self._inline_writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return False
+            raise
+        return True
 
     def write_sync(self, work: Callable[[Tx], T]) -> T:
         with self._write_lock, _translate_sqlite_errors():
             self._writer.execute("BEGIN IMMEDIATE")
+            return self._run_transaction(self._writer, work)
+
+    def _run_transaction(self, connection: sqlite3.Connection, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises."""
+        with _translate_sqlite_errors():
             try:
-                result = work(_SqliteTx(self._writer))
+                result = work(_SqliteTx(connection))
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                connection.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
-            return result
+            connection.execute("COMMIT")
+        self._checkpointer.committed()
+        return result
 
     async def ping(self) -> None:
         await self.read(lambda tx: tx.one("SELECT 1 AS ok"))
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._reader.close()
         self._writer.close()
+        self._inline_writer.close()
 
 
 @contextlib.contextmanager
-def _translate_sqlite_errors() -> Iterator[None]:
+def _translate_sqlite_errors(*, busy_is_error: bool = True) -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:
+        if not busy_is_error and _is_busy(exc):
+            raise
         if "locked" in str(exc) or "unable to open" in str(exc) or "disk I/O" in str(exc):
             raise service_unavailable("database") from exc
         raise
