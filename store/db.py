@@ -100,17 +100,20 @@ ACCOUNT_COLUMNS = (
 class _SqliteTx:
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, names: ColumnNames) -> None:
         self._connection = connection
+        self._names = names
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         cursor = self._connection.execute(sql, params)
         row = cursor.fetchone()
-        return None if row is None else _sqlite_row(cursor, row)
+        return None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
         cursor = self._connection.execute(sql, params)
-        return [_sqlite_row(cursor, row) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+        names = self._names.of(sql, cursor) if rows else ()
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return self._connection.execute(sql, params).rowcount
@@ -120,8 +123,18 @@ class _SqliteTx:
         return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
 
 
-def _sqlite_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
-    return {description[0]: value for description, value in zip(cursor.description, row, strict=True)}
+class ColumnNames:
+    """The column names of each statement's rows, read from the cursor once per statement text:
+    building them from ``cursor.description`` for every row cost ~3 µs a row (100-row listings)."""
+
+    def __init__(self) -> None:
+        self._by_sql: dict[str, tuple[str, ...]] = {}
+
+    def of(self, sql: str, cursor: sqlite3.Cursor) -> tuple[str, ...]:
+        names = self._by_sql.get(sql)
+        if names is None:
+            names = self._by_sql[sql] = tuple(description[0] for description in cursor.description)
+        return names
 
 
 def _open_sqlite(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
@@ -179,16 +192,17 @@ class SqliteDatabase:
         self._write_lock = threading.Lock()
         self._write_limiter = anyio.CapacityLimiter(1)
         self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path))
+        self._names = ColumnNames()
 
     async def read(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
-            return work(_SqliteTx(self._reader))
+            return work(_SqliteTx(self._reader, self._names))
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
         with _translate_sqlite_errors():
             self._reader.execute("BEGIN")
             try:
-                return work(_SqliteTx(self._reader))
+                return work(_SqliteTx(self._reader, self._names))
             finally:
                 self._reader.execute("COMMIT")
 
@@ -221,7 +235,7 @@ class SqliteDatabase:
         """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises."""
         with _translate_sqlite_errors():
             try:
-                result = work(_SqliteTx(connection))
+                result = work(_SqliteTx(connection, self._names))
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
