@@ -100,9 +100,10 @@ ACCOUNT_COLUMNS = (
 class _SqliteTx:
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection, names: ColumnNames) -> None:
+    def __init__(self, connection: sqlite3.Connection, names: ColumnNames | None = None) -> None:
         self._connection = connection
-        self._names = names
+        # Pass the database's own: a fresh one learns each statement's names again.
+        self._names = names if names is not None else ColumnNames()
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         cursor = self._connection.execute(sql, params)
