@@ -8,6 +8,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from anyio.lowlevel import checkpoint
+
 from store import idempotency, ratelimit
 from store.db import Tx
 from store.limits import SWEEP_BATCH
@@ -34,12 +36,17 @@ class CheckReport:
 
 
 async def sweep(service: ArtifactService) -> SweepReport:
-    """One expiry pass: expire due rows, delete their blobs, reclaim dead upload slots, prune counters."""
+    """One expiry pass: expire due rows, delete their blobs, reclaim dead upload slots, prune counters.
+
+    SQLite writes and file deletes may run on the event loop itself, so the pass yields to waiting
+    requests before each item: a large pass never holds the loop for long.
+    """
     now = service.clock.now_ms()
     expired = await _expire_due(service, now)
     blobs_deleted = await _delete_leftover_blobs(service)
     stale = await service.db.read(lambda tx: idempotency.stale_slots(tx, now - service.stale_slot_ms))
     for slot in stale:
+        await checkpoint()
         await service.blobs.delete(blob_key(slot["account_id"], slot["output_id"]))
         release = functools.partial(
             idempotency.release, account_id=slot["account_id"], key=slot["key"], output_id=slot["output_id"]
@@ -65,6 +72,7 @@ async def _expire_due(service: ArtifactService, now: int) -> int:
             )
         )
         for row in due:
+            await checkpoint()
             expired += await service.db.write(functools.partial(expire, row=row))
         if len(due) < SWEEP_BATCH:
             return expired
@@ -78,6 +86,7 @@ async def _delete_leftover_blobs(service: ArtifactService) -> int:
         )
     )
     for row in leftovers:
+        await checkpoint()
         await delete_blob(service, row["id"], row["blob_key"])
     return len(leftovers)
 

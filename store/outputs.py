@@ -1,35 +1,30 @@
-"""Outputs once stored: read (with expiry evaluated on every read), open their bytes, delete, list."""
+"""Outputs once stored: read (with expiry evaluated on every read), open their bytes, delete.
+
+Listing lives in :mod:`store.listing`."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.blobs.base import SMALL_READ_BYTES
-from store.contract import list_contract
 from store.db import Tx
 from store.errors import (
     StoreError,
-    invalid_request,
     output_deleted,
     output_expired,
     output_not_found,
     upload_not_completed,
 )
 from store.quota import give_back_storage
-from store.schemas import CURSOR_PATTERN
-from store.views import OUTPUT_COLUMNS, effective_status, output_fields, render_output
+from store.views import OUTPUT_COLUMNS, effective_status, render_output
 
 if TYPE_CHECKING:
     from store.accounts import Account
     from store.owned_reads import OwnedOutput
     from store.service import ArtifactService
-
-STATUSES = ("ready", "failed", "expired", "deleted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,77 +197,8 @@ async def delete_blob(service: ArtifactService, output_id: str, key: str) -> Non
     )
 
 
-async def list_outputs(
-    service: ArtifactService,
-    account: Account,
-    *,
-    limit: int = 20,
-    cursor: str | None = None,
-    status: str | None = None,
-    mime_type: str | None = None,
-) -> dict[str, Any]:
-    """One page, newest first. The cursor is the last id of the previous page (opaque to clients)."""
-    if not 1 <= limit <= 100:
-        raise invalid_request("limit must be an integer from 1 to 100.")
-    if status is not None and status not in STATUSES:
-        raise invalid_request("status must be one of ready, failed, expired, deleted.")
-    after = _decode_cursor(cursor) if cursor else None
-    now = service.clock.now_ms()
-    sql, params = _page_query(account.id, after, status, mime_type, now, limit)
-    rows = await service.db.read(lambda tx: tx.all(sql, params))
-    has_more = len(rows) > limit
-    page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1]["id"]) if has_more and page else None
-    return {
-        "outputs": [output_fields(row, effective_status(row, now), service.urls) for row in page],
-        "pageInfo": {"nextCursor": next_cursor, "hasMore": has_more},
-        "agent_contract": list_contract(
-            next_cursor,
-            limit,
-            {name: value for name, value in (("status", status), ("mimeType", mime_type)) if value is not None},
-        ),
-    }
-
-
-def _page_query(
-    account_id: str, after: str | None, status: str | None, mime_type: str | None, now: int, limit: int
-) -> tuple[str, list[Any]]:
-    sql = f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE account_id = ?"
-    params: list[Any] = [account_id]
-    if after is not None:
-        sql += " AND id < ?"
-        params.append(after)
-    if status == "ready":
-        sql += " AND status = 'ready' AND expires_at > ?"
-        params.append(now)
-    elif status == "expired":
-        sql += " AND (status = 'expired' OR (status = 'ready' AND expires_at <= ?))"
-        params.append(now)
-    elif status is not None:
-        sql += " AND status = ?"
-        params.append(status)
-    if mime_type is not None:
-        sql += " AND mime_type = ?"
-        params.append(mime_type)
-    sql += " ORDER BY id DESC LIMIT ?"
-    params.append(limit + 1)
-    return sql, params
-
-
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     if first:
         yield first
     async for chunk in rest:
         yield chunk
-
-
-def _encode_cursor(output_id: str) -> str:
-    return base64.urlsafe_b64encode(output_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    """The id a cursor names. Any unpadded base64url text (CURSOR_PATTERN, as published) is a cursor:
-    it only bounds ids from above within the caller's own outputs, so a forged one reveals nothing."""
-    if not re.fullmatch(CURSOR_PATTERN, cursor):
-        raise invalid_request("cursor is not valid; pass pageInfo.nextCursor unchanged.")
-    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8", "replace")

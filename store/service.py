@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from store import accounts, admin, lifecycle, outputs, owned_reads, rate_families, ratelimit, sharing, uploads
+from store import accounts, admin, lifecycle, listing, outputs, owned_reads, rate_families, ratelimit, sharing, uploads
 from store.accounts import Account
 from store.billing import Billing
 from store.blobs import BlobStore
@@ -17,6 +17,7 @@ from store.clock import Clock, SystemClock
 from store.db import Database, Tx
 from store.ids import IdFactory
 from store.lifecycle import CheckReport, SweepReport
+from store.listing import ListingPage, RenderedItems
 from store.outputs import Content, OutputResult
 from store.owned_reads import OwnedOutput
 from store.rate_families import RateFamily
@@ -30,6 +31,7 @@ __all__ = [
     "ArtifactService",
     "CheckReport",
     "Content",
+    "ListingPage",
     "OutputResult",
     "SweepReport",
     "UploadResult",
@@ -58,6 +60,7 @@ class ArtifactService:
         self.signer = sharing.LinkSigner(db)
         self.stale_slot_ms = settings.stale_upload_seconds * 1000
         self.billing = Billing(settings, db, self.clock, self.ids)
+        self.rendered_items = RenderedItems()
 
     def close(self) -> None:
         self.db.close()
@@ -143,7 +146,7 @@ class ArtifactService:
             self, account, idempotency_key, size=size, min_size=min_size, via_link=via_link
         )
 
-    # --- reading, deleting, listing (store/outputs.py) ----------------------------------------
+    # --- reading, deleting, listing (store/outputs.py, store/listing.py) -----------------------
 
     async def authenticate_with_output(self, api_key: str | None, output_id: str) -> tuple[Account, OwnedOutput]:
         """:meth:`authenticate` and the row of one of its outputs, in one statement (store/owned_reads.py)."""
@@ -184,8 +187,21 @@ class ArtifactService:
         status: str | None = None,
         mime_type: str | None = None,
     ) -> dict[str, Any]:
-        """One page, newest first."""
-        return await outputs.list_outputs(self, account, limit=limit, cursor=cursor, status=status, mime_type=mime_type)
+        """One page, newest first, as JSON values."""
+        page = await self.list_page(account, limit=limit, cursor=cursor, status=status, mime_type=mime_type)
+        return page.document()
+
+    async def list_page(
+        self,
+        account: Account,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        status: str | None = None,
+        mime_type: str | None = None,
+    ) -> ListingPage:
+        """One page, newest first, rendered as the JSON document of ``GET /v1/outputs``."""
+        return await listing.list_page(self, account, limit=limit, cursor=cursor, status=status, mime_type=mime_type)
 
     # --- share links (store/sharing.py) ------------------------------------------------------
 

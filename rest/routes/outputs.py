@@ -36,7 +36,7 @@ async def list_outputs(call: Call) -> Response:
     limit_text = params.get("limit", "20")
     if not limit_text.isdigit():
         raise StoreError("invalid_request", "limit must be an integer from 1 to 100.")
-    page = await call.service.list_outputs(
+    page = await call.service.list_page(
         call.owner,
         limit=int(limit_text),
         cursor=params.get("cursor") or None,
@@ -44,7 +44,7 @@ async def list_outputs(call: Call) -> Response:
         status=params.get("status"),
         mime_type=params.get("mimeType") or None,
     )
-    return JSONResponse(page)
+    return Response(page.body, media_type="application/json")
 
 
 async def get_output(call: Call) -> Response:

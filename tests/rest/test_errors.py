@@ -865,7 +865,7 @@ async def test_an_unexpected_failure_is_a_500_server_error_without_details(
     async def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(service, "list_outputs", explode)
+    monkeypatch.setattr(service, "list_page", explode)
     response = await client.get("/v1/outputs?limit=3", headers=auth)
     body = assert_error(response, 500, "server_error", retryable=True, action="retry_after_wait")
     wait = recommended_action(body)

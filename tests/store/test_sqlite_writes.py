@@ -1,0 +1,118 @@
+"""SQLite write transactions (store/db.py): on the event loop when the file's lock is free, in the
+writer thread when another connection holds it, so a lock held elsewhere never blocks the loop."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from store import Database, StoreError, migrate, open_database
+from store.db import Tx
+from store.sqlite_checkpoints import COMMITS_PER_CHECKPOINT
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "writes.db"
+
+
+@pytest.fixture
+def db(path: Path) -> Iterator[Database]:
+    url = f"sqlite:///{path}"
+    migrate(url)
+    database = open_database(url)
+    yield database
+    database.close()
+
+
+def record_thread(tx: Tx) -> int:
+    tx.execute("INSERT INTO rate_events (bucket, at) VALUES ('writes', 0)")
+    return threading.get_ident()
+
+
+def events(db: Database) -> int:
+    found = db.read_sync(lambda tx: tx.one("SELECT COUNT(*) AS n FROM rate_events WHERE bucket = 'writes'"))
+    assert found is not None
+    return int(found["n"])
+
+
+async def test_writes_run_on_the_loop_while_the_lock_is_free(db: Database) -> None:
+    threads = {await db.write(record_thread) for _ in range(20)}
+    assert threads == {threading.get_ident()}
+    assert events(db) == 20
+
+
+def checkpoint_fully(path: Path) -> bytes:
+    """Copy the whole WAL into the database file (as a fresh start would); the file's bytes after."""
+    settled = sqlite3.connect(path, isolation_level=None)
+    settled.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    settled.close()
+    return path.read_bytes()
+
+
+def file_changes(path: Path, before: bytes, timeout: float = 30.0) -> bool:
+    """Whether the database file's bytes differ from ``before`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.read_bytes() != before:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+async def test_commits_leave_the_database_file_to_the_checkpoint_thread(db: Database, path: Path) -> None:
+    """Commits go to the WAL only; after COMMITS_PER_CHECKPOINT of them the checkpoint thread copies
+    them into the database file."""
+    before = checkpoint_fully(path)
+    for _ in range(COMMITS_PER_CHECKPOINT - 1):
+        await db.write(record_thread)
+    assert not file_changes(path, before, timeout=0.2)
+    await db.write(record_thread)
+    assert file_changes(path, before)
+    assert events(db) == COMMITS_PER_CHECKPOINT
+
+
+async def test_a_lock_held_elsewhere_sends_the_write_to_the_writer_thread(db: Database, path: Path) -> None:
+    """While another connection holds the write lock, the loop keeps serving reads; the write waits
+    in the writer thread and lands once the lock is released."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ran_on: list[int] = []
+    done = anyio.Event()
+
+    async def write() -> None:
+        ran_on.append(await db.write(record_thread))
+        done.set()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(write)
+            await anyio.lowlevel.checkpoint()  # the write's first step: the lock is taken, so off to the thread
+            assert await db.read(lambda tx: tx.one("SELECT 1 AS ok")) == {"ok": 1}
+            assert not done.is_set()
+            other.execute("COMMIT")
+            await done.wait()
+    other.close()
+    assert ran_on != [threading.get_ident()]
+    assert events(db) == 1
+
+
+async def test_a_failed_write_on_the_loop_leaves_nothing_and_the_next_one_lands(db: Database) -> None:
+    def insert_then_fail(tx: Tx) -> None:
+        record_thread(tx)
+        raise StoreError("invalid_request", "refused after the insert")
+
+    with pytest.raises(StoreError):
+        await db.write(insert_then_fail)
+    assert events(db) == 0
+    assert await db.write(record_thread) == threading.get_ident()
+    assert events(db) == 1
