@@ -3,7 +3,7 @@ of every later collection.
 
 Why: CPython's full (generation-2) collection walks every container object the process holds. After
 startup that is ~170k objects (modules, classes, functions, the service), all of them living as long
-as the process; under load full collections ran about twice a second, each one stopping the event loop
+as the process; under load full collections ran up to about twice a second, each one stopping the event loop
 for ~90 ms on the benchmark machine (found with a ``gc.callbacks`` probe), which was the p99 of reads on
 PostgreSQL. ``gc.freeze()`` moves them to the permanent generation, which collections skip; what
 requests create is collected as before.
