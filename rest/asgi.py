@@ -11,6 +11,7 @@ import sys
 from starlette.applications import Starlette
 
 from rest.app import create_app
+from rest.heap import freeze_after_startup
 from store import Settings
 
 
@@ -19,4 +20,6 @@ def app_factory() -> Starlette:
     # the default 5 ms GIL switch interval a busy loop makes each hand-off wait up to 5 ms (a convoy
     # that capped uploads at ~300/s in the benchmark); 1 ms keeps hand-offs short.
     sys.setswitchinterval(0.001)
-    return create_app(Settings.from_env(os.environ))
+    app = create_app(Settings.from_env(os.environ))
+    freeze_after_startup(app)
+    return app

@@ -21,7 +21,8 @@ Concurrency model:
   on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
   databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
   query pays a worker-thread hop. Writes that charge an account lock its row with
-  ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use.
+  ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use, except
+  the few whose best plan depends on their values (``Tx.all(…, prepare=False)``).
 
 Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
 """
@@ -68,7 +69,11 @@ class Tx(Protocol):
 
     def one(self, sql: str, params: Params = ()) -> Row | None: ...
 
-    def all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
+        """Every row. ``prepare=False`` plans the statement for these values at each run: for a
+        statement whose best plan depends on the values (an account with 100 outputs or with
+        100,000), which one prepared plan for all values cannot follow (PostgreSQL only)."""
+        ...
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
@@ -129,7 +134,7 @@ class _SqliteTx:
         row = cursor.fetchone()
         return None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
 
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
+    def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         cursor = self._connection.execute(sql, params)
         rows = cursor.fetchall()
         names = self._names.of(sql, cursor) if rows else ()
@@ -311,8 +316,8 @@ class _PostgresTx:
         row: Row | None = cursor.fetchone()
         return row
 
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
+    def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
+        cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=prepare)
         rows: list[Row] = cursor.fetchall()
         return rows
 
@@ -336,8 +341,8 @@ class _BridgedPostgresTx:
     def one(self, sql: str, params: Params = ()) -> Row | None:
         return await_bridged(_fetch_one(self._connection, _psycopg_sql(sql), params))
 
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params))
+    def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
+        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params, prepare))
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return await_bridged(_execute(self._connection, _psycopg_sql(sql), params))
@@ -352,8 +357,8 @@ async def _fetch_one(connection: Any, sql: str, params: Params) -> Row | None:
     return row
 
 
-async def _fetch_all(connection: Any, sql: str, params: Params) -> list[Row]:
-    cursor = await connection.execute(sql, params, prepare=True)
+async def _fetch_all(connection: Any, sql: str, params: Params, prepare: bool = True) -> list[Row]:
+    cursor = await connection.execute(sql, params, prepare=prepare)
     rows: list[Row] = await cursor.fetchall()
     return rows
 

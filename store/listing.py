@@ -90,7 +90,10 @@ async def list_page(
     urls = service.urls
 
     def read_page(tx: Tx) -> tuple[list[bytes], bool, str | None]:
-        heads = tx.all(sql, params)
+        # Planned for this account at each run: a prepared (generic) plan assumes every account holds an
+        # average share of the table and, once one account holds most of it, walks the primary key
+        # past all of that account's rows to find a small account's page (~5 ms instead of ~0.05 ms).
+        heads = tx.all(sql, params, prepare=False)
         has_more = len(heads) > limit
         page = heads[:limit]
         keys = [(head["id"], effective_status(head, now), head["expires_at"]) for head in page]

@@ -88,3 +88,25 @@ async def test_pages_are_whole_when_few_rendered_items_are_kept(service: Artifac
     last = await service.list_outputs(account, limit=2, cursor=cursor)
     assert [item["outputId"] for item in last["outputs"]] == ids[2:]
     assert last["pageInfo"] == {"nextCursor": None, "hasMore": False}
+
+
+LISTING_HEAD = "SELECT id, status, expires_at FROM outputs WHERE account_id = %"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("settings_overrides", [pytest.param({"db_pool_size": 1}, id="one-connection")])
+async def test_the_listing_is_planned_for_its_account(service: ArtifactService, backend: str) -> None:
+    """PostgreSQL runs a prepared statement on one generic plan after its fifth run, and the generic plan
+    of the page query assumes an account's average share of the table: with one account holding most of
+    it, a small account's page walked the primary key past all of that account's rows. So the page
+    query is never prepared (one connection: the prepared statements seen are the listing's own)."""
+    if not backend.startswith("postgres"):
+        pytest.skip("SQLite plans each statement without table statistics")
+    account = await register(service)
+    ids = await three_outputs(service, account)
+    for _ in range(8):
+        assert [item["outputId"] for item in await listed(service, account)] == ids
+    prepared = await service.db.read(
+        lambda tx: tx.all("SELECT name FROM pg_prepared_statements WHERE statement LIKE ?", (LISTING_HEAD,))
+    )
+    assert prepared == []
