@@ -17,7 +17,8 @@ from anyio.abc import TaskStatus
 from store import Account, ArtifactService, Content, StoreError, UploadResult
 from store.blobs import BlobStore
 from store.blobs.files import SPILL_BYTES, FileBlobStore
-from store.blobs.s3 import PART_BYTES, S3BlobStore
+from store.blobs.s3 import S3BlobStore
+from store.blobs.s3_writer import PART_BYTES
 from store.clock import iso_ms
 
 T = TypeVar("T")
@@ -145,7 +146,7 @@ def partial_write_bytes(service: ArtifactService) -> int:
 
 
 async def wait_for_partials(service: ArtifactService, expected: int) -> list[str]:
-    """``partial_keys`` once it has ``expected`` entries (S3 starts a multipart upload in a background thread)."""
+    """``partial_keys`` once it has ``expected`` entries."""
     for _ in range(RACE_TIMEOUT_SECONDS * 50):
         found = partial_keys(service)
         if len(found) == expected:
@@ -158,13 +159,13 @@ def break_blob_commits(monkeypatch: Any) -> None:
     """Make every blob commit fail like a storage outage, after the bytes reached the blob store's writer.
 
     Files: the commit fails like a full disk once the bytes are in the partial file. S3: the one PUT of a
-    small blob fails like a dropped connection; a streamed (multipart) one fails at completion, so the
-    SDK aborts the multipart upload and the background thread hands the failure to ``commit``.
+    small blob fails like a dropped connection; a streamed (multipart) one fails at completion, so ``commit``
+    fails and the writer's abort ends the multipart upload.
     """
     from minio import Minio
 
     from store.blobs.files import FileBlobWriter
-    from store.blobs.s3 import S3BlobWriter
+    from store.blobs.s3_writer import S3BlobWriter
 
     def failing_file_commit(self: FileBlobWriter, data: bytes) -> None:
         self._append(data)

@@ -1,33 +1,25 @@
 """Blobs in any S3-compatible object store (MinIO, Cloudflare R2, SeaweedFS, AWS) through the ``minio`` SDK.
 
-The SDK is synchronous, so every call runs in a worker thread. A small blob (under one 5 MiB part)
-is buffered and sent with one PUT on commit. A larger one is streamed: a background thread runs
-``put_object(length=-1)``, a multipart upload that reads parts from a bounded queue the request
-fills, so memory stays near one part whatever the size. An upload aborted mid-way raises inside
-that reader, which makes the SDK abort the multipart upload; nothing becomes visible under the key
-until the upload completes. A process that dies mid-upload leaves its multipart upload open;
+The SDK is synchronous, so every call runs in a worker thread. Writes (store/blobs/s3_writer.py) keep
+a small blob's chunks and send them with one PUT on commit, and stream a larger one as a multipart
+upload through one reused part buffer, so memory stays at one part whatever the size; nothing becomes
+visible under the key until the upload completes. A process that dies mid-upload leaves its multipart upload open;
 :meth:`S3BlobStore.delete` of the key aborts it. Timeouts are short and retries few, so a dead
 backend gives a quick ``service_unavailable`` / ``upload_failed`` instead of a hung request.
 """
 
 from __future__ import annotations
 
-import io
-import queue
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio.to_thread
 
 from store.blobs.base import CHUNK_BYTES
+from store.blobs.s3_writer import S3BlobWriter
 from store.errors import StoreError, service_unavailable
-
-PART_BYTES = 5 * 1024 * 1024
-PIPE_DEPTH = 16
-_EOF = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +126,7 @@ class S3BlobStore:
             ) from exc
 
     async def writer(self, key: str, content_type: str) -> S3BlobWriter:
-        return S3BlobWriter(self, key, content_type)
+        return S3BlobWriter(self.client, self.bucket, key, content_type, self._errors)
 
     async def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
@@ -226,128 +218,3 @@ class S3BlobStore:
 
     def close(self) -> None:
         return None
-
-
-class _Pipe(io.RawIOBase):
-    """A read side for ``put_object``: chunks from a bounded queue; an exception item aborts."""
-
-    def __init__(self) -> None:
-        self.items: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=PIPE_DEPTH)
-        self._pending = b""
-        self._ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._ended and (size < 0 or len(self._pending) < size):
-            item = self.items.get()
-            if isinstance(item, BaseException):
-                raise item
-            if item == _EOF:
-                self._ended = True
-                break
-            self._pending += item
-        if size < 0:
-            data, self._pending = self._pending, b""
-        else:
-            data, self._pending = self._pending[:size], self._pending[size:]
-        return data
-
-
-class _UploadAborted(Exception):
-    pass
-
-
-class S3BlobWriter:
-    def __init__(self, store: S3BlobStore, key: str, content_type: str) -> None:
-        self._store = store
-        self._key = key
-        self._content_type = content_type
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._pipe: _Pipe | None = None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
-
-    async def write(self, chunk: bytes) -> None:
-        if self._pipe is None:
-            self._buffer.append(chunk)
-            self._buffered += len(chunk)
-            if self._buffered > PART_BYTES:
-                self._start_stream()
-            return
-        await self._send(chunk)
-
-    def _start_stream(self) -> None:
-        self._pipe = _Pipe()
-        pipe = self._pipe
-        first, self._buffer, self._buffered = b"".join(self._buffer), [], 0
-        pipe._pending = first
-
-        def run() -> None:
-            try:
-                self._store.client.put_object(
-                    self._store.bucket,
-                    self._key,
-                    cast(BinaryIO, pipe),
-                    length=-1,
-                    part_size=PART_BYTES,
-                    content_type=self._content_type,
-                )
-            except BaseException as exc:  # handed to the request task, which raises it there
-                self._failure = exc
-
-        self._thread = threading.Thread(target=run, name=f"s3-upload-{self._key}", daemon=True)
-        self._thread.start()
-
-    async def _send(self, item: bytes | BaseException) -> None:
-        assert self._pipe is not None and self._thread is not None
-        pipe, thread = self._pipe, self._thread
-
-        def put() -> None:
-            # Wait for room, but give up if the uploader died (it would never drain the queue).
-            while thread.is_alive():
-                try:
-                    pipe.items.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-
-        try:
-            pipe.items.put_nowait(item)
-        except queue.Full:
-            await anyio.to_thread.run_sync(put)
-        if self._failure is not None and not isinstance(item, BaseException):
-            raise StoreError("upload_failed", "The content could not be stored. Retry the same request.")
-
-    async def commit(self) -> None:
-        if self._pipe is None:
-            data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
-            try:
-                await anyio.to_thread.run_sync(self._put_small, data)
-            except self._store._errors as exc:
-                raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
-            return
-        await self._send(_EOF)
-        await self._join()
-        if self._failure is not None:
-            raise StoreError(
-                "upload_failed", "The content could not be stored. Retry the same request."
-            ) from self._failure
-
-    def _put_small(self, data: bytes) -> None:
-        self._store.client.put_object(
-            self._store.bucket, self._key, io.BytesIO(data), length=len(data), content_type=self._content_type
-        )
-
-    async def _join(self) -> None:
-        thread = self._thread
-        if thread is not None:
-            await anyio.to_thread.run_sync(thread.join)
-
-    async def abort(self) -> None:
-        self._buffer, self._buffered = [], 0
-        if self._pipe is not None and self._thread is not None and self._thread.is_alive():
-            await self._send(_UploadAborted("upload aborted"))
-            await self._join()
