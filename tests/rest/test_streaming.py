@@ -1,17 +1,33 @@
-"""Uploads and downloads stream: a 25 MB artifact never sits whole in the server's memory."""
+"""Uploads and downloads stream: a 25 MB artifact never sits whole in the server's memory.
+
+Each test runs a real ``outputlayer serve`` on the test's backend pair (SQLite + files, PostgreSQL + S3)
+and measures its resident memory around each transfer, after a warm-up transfer past one 5 MiB S3 part
+(so first-use imports, pools and buffers are in place before the measurement).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 
+from store import Settings
 from tests.serving import running_server
 
 SIZE = 25 * 1024 * 1024
+WARM_SIZE = 6 * 1024 * 1024  # past one S3 part: the warm-up takes the streamed (multipart) path too
 CHUNK = 256 * 1024
+GROWTH_BOUND = 5 * 1024 * 1024
+
+
+def _served(settings: Settings) -> dict[str, str]:
+    """The environment of a server on the test's backend pair."""
+    return {
+        "OUTPUTLAYER_RATE_LIMITS": "off",
+        "OUTPUTLAYER_DATABASE_URL": settings.database_url,
+        "OUTPUTLAYER_BLOB_URL": settings.blob_url,
+    }
 
 
 def _chunks(total: int) -> Iterator[bytes]:
@@ -35,52 +51,63 @@ def _multipart(boundary: str, total: int) -> Iterator[bytes]:
     ).encode()
 
 
-def test_a_25_mb_upload_and_download_do_not_grow_server_memory_by_the_artifact_size(tmp_path: Path) -> None:
-    """Fields after the file, chunked transfer: RSS grows far less than 25 MB and the bytes round-trip."""
-    env = {"OUTPUTLAYER_RATE_LIMITS": "off"}
-    with running_server(tmp_path / "data", env) as server, httpx2.Client(base_url=server.base_url, timeout=60) as http:
+def _download(http: httpx2.Client, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """Bytes received and their SHA-256, read as a stream."""
+    digest = hashlib.sha256()
+    received = 0
+    with http.stream("GET", url, headers=headers) as response:
+        assert response.status_code == 200
+        for piece in response.iter_bytes():
+            digest.update(piece)
+            received += len(piece)
+    return received, digest.hexdigest()
+
+
+def test_a_25_mb_multipart_upload_and_its_download_grow_server_memory_by_less_than_5_mb(
+    settings: Settings,
+) -> None:
+    """Fields after the file, chunked transfer: RSS grows by less than 5 MB for the upload and for the
+    download, and the bytes round-trip."""
+    boundary = "olboundary1234"
+    with (
+        running_server(settings.data_dir, _served(settings)) as server,
+        httpx2.Client(base_url=server.base_url, timeout=60) as http,
+    ):
         key = http.post("/v1/keys/register", json={}).json()["apiKey"]
         auth = {"Authorization": f"Bearer {key}"}
-        # Warm up code paths so the measurement sees the upload, not first-use imports.
-        small = http.post(
-            "/v1/outputs",
-            headers={**auth, "Idempotency-Key": "warm"},
-            files={"content": ("a.txt", b"warm")},
-            data={"mimeType": "text/plain"},
+        form = {**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+        warm = http.post(
+            "/v1/outputs", headers={**form, "Idempotency-Key": "warm"}, content=_multipart(boundary, WARM_SIZE)
         )
-        assert small.status_code == 201
+        assert warm.status_code == 201, warm.text
+        _download(http, f"/v1/outputs/{warm.json()['outputId']}/content", auth)
+
         before = server.rss_bytes()
-        boundary = "olboundary1234"
         response = http.post(
-            "/v1/outputs",
-            headers={**auth, "Idempotency-Key": "big", "Content-Type": f"multipart/form-data; boundary={boundary}"},
-            content=_multipart(boundary, SIZE),
+            "/v1/outputs", headers={**form, "Idempotency-Key": "big"}, content=_multipart(boundary, SIZE)
         )
         assert response.status_code == 201, response.text
         body = response.json()
-        assert body["sizeBytes"] == SIZE
         after_upload = server.rss_bytes()
-
-        digest = hashlib.sha256()
-        received = 0
-        with http.stream("GET", f"/v1/outputs/{body['outputId']}/content", headers=auth) as download:
-            assert download.status_code == 200
-            for piece in download.iter_bytes():
-                digest.update(piece)
-                received += len(piece)
+        received, digest = _download(http, f"/v1/outputs/{body['outputId']}/content", auth)
         after_download = server.rss_bytes()
 
     expected = hashlib.sha256(b"".join(_chunks(SIZE))).hexdigest()
-    assert received == SIZE
-    assert digest.hexdigest() == expected == body["sha256"]
-    assert after_upload - before < 10 * 1024 * 1024, (before, after_upload)
-    assert after_download - before < 10 * 1024 * 1024, (before, after_download)
+    assert body["sizeBytes"] == received == SIZE
+    assert digest == expected == body["sha256"]
+    assert after_upload - before < GROWTH_BOUND, (before, after_upload)
+    assert after_download - after_upload < GROWTH_BOUND, (after_upload, after_download)
 
 
-def test_a_25_mb_upload_and_download_through_links_grow_server_memory_by_less_than_5_mb(tmp_path: Path) -> None:
+def test_a_25_mb_upload_and_download_through_links_grow_server_memory_by_less_than_5_mb(
+    settings: Settings,
+) -> None:
     """SPEC section 14: a PUT to an upload link and a GET of a share link stream (RSS is measured around each)."""
-    env = {"OUTPUTLAYER_RATE_LIMITS": "off"}
-    with running_server(tmp_path / "data", env) as server, httpx2.Client(base_url=server.base_url, timeout=60) as http:
+    with (
+        running_server(settings.data_dir, _served(settings)) as server,
+        httpx2.Client(base_url=server.base_url, timeout=60) as http,
+    ):
         key = http.post("/v1/keys/register", json={}).json()["apiKey"]
         auth = {"Authorization": f"Bearer {key}"}
 
@@ -95,17 +122,12 @@ def test_a_25_mb_upload_and_download_through_links_grow_server_memory_by_less_th
             return url
 
         def download(output_id: str) -> tuple[int, str]:
-            shared = http.post(f"/v1/outputs/{output_id}/share", json={}, headers=auth).json()["shareUrl"]
-            digest = hashlib.sha256()
-            with http.stream("GET", shared) as response:  # no key: the link is the permission
-                assert response.status_code == 200
-                for piece in response.iter_bytes():
-                    digest.update(piece)
-            return response.num_bytes_downloaded, digest.hexdigest()
+            shared: str = http.post(f"/v1/outputs/{output_id}/share", json={}, headers=auth).json()["shareUrl"]
+            return _download(http, shared)  # no key: the link is the permission
 
-        # Warm up both paths so the measurement sees the transfer, not first-use imports and buffers.
-        warm = http.put(link("warm"), content=_chunks(3 * CHUNK)).json()
-        download(warm["outputId"])
+        warm = http.put(link("warm"), content=_chunks(WARM_SIZE))
+        assert warm.status_code == 201, warm.text
+        download(warm.json()["outputId"])
 
         before = server.rss_bytes()
         stored = http.put(link("big"), content=_chunks(SIZE))  # chunked: no Content-Length
@@ -116,5 +138,5 @@ def test_a_25_mb_upload_and_download_through_links_grow_server_memory_by_less_th
 
     expected = hashlib.sha256(b"".join(_chunks(SIZE))).hexdigest()
     assert (received, digest) == (SIZE, expected) and stored.json()["sha256"] == expected
-    assert after_upload - before < 5 * 1024 * 1024, (before, after_upload)
-    assert after_download - after_upload < 5 * 1024 * 1024, (after_upload, after_download)
+    assert after_upload - before < GROWTH_BOUND, (before, after_upload)
+    assert after_download - after_upload < GROWTH_BOUND, (after_upload, after_download)
