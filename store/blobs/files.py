@@ -17,9 +17,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import anyio.to_thread
-
 from store.blobs.base import CHUNK_BYTES
+from store.blobs.blocking import run_blocking
 from store.errors import StoreError, service_unavailable
 
 SPILL_BYTES = 1024 * 1024
@@ -43,34 +42,40 @@ class FileBlobStore:
         return FileBlobWriter(self._partial(key), self._final(key))
 
     async def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
-        path = self._final(key)
-        remaining = length
         try:
-            handle: BinaryIO = await anyio.to_thread.run_sync(path.open, "rb")
+            handle, remaining, chunk = await run_blocking(self._open_range, key, start, length)
         except FileNotFoundError as exc:
             raise StoreError("server_error", "The stored content of this output is missing.") from exc
         except OSError as exc:
             raise service_unavailable("blob store") from exc
         try:
-            if start:
-                handle.seek(start)
-            while remaining is None or remaining > 0:
-                size = CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining)
-                chunk = await anyio.to_thread.run_sync(handle.read, size)
-                if not chunk:
-                    break
-                if remaining is not None:
-                    remaining -= len(chunk)
+            while chunk:
                 yield chunk
+                remaining -= len(chunk)
+                if remaining <= 0:
+                    break  # the span is all here: no hop just to learn that it ended
+                chunk = await run_blocking(handle.read, min(CHUNK_BYTES, remaining))
         finally:
             handle.close()
+
+    def _open_range(self, key: str, start: int, length: int | None) -> tuple[BinaryIO, int, bytes]:
+        """The open file, the bytes of the span still to read and its first chunk, in one hop."""
+        handle = self._final(key).open("rb")
+        try:
+            remaining = os.fstat(handle.fileno()).st_size - start if length is None else length
+            handle.seek(start)
+            first = handle.read(min(CHUNK_BYTES, remaining)) if remaining > 0 else b""
+        except BaseException:
+            handle.close()
+            raise
+        return handle, remaining, first
 
     async def read_small(self, key: str, start: int, length: int) -> bytes:
         try:
             cached = self._read_cached(key, start, length) if self._nowait_reads else None
             if cached is not None:
                 return cached
-            return await anyio.to_thread.run_sync(self._read_range, key, start, length)
+            return await run_blocking(self._read_range, key, start, length)
         except FileNotFoundError as exc:
             raise StoreError("server_error", "The stored content of this output is missing.") from exc
         except OSError as exc:
@@ -118,7 +123,7 @@ class FileBlobStore:
             raise service_unavailable("blob store") from exc
 
     async def exists(self, key: str) -> bool:
-        return await anyio.to_thread.run_sync(self._final(key).is_file)
+        return await run_blocking(self._final(key).is_file)
 
     def keys(self) -> Iterator[str]:
         for account_dir in sorted(self.root.iterdir()):
@@ -132,7 +137,7 @@ class FileBlobStore:
             yield path.name.replace("__", "/")
 
     async def ping(self) -> None:
-        ok = await anyio.to_thread.run_sync(os.access, self.root, os.W_OK)
+        ok = await run_blocking(os.access, self.root, os.W_OK)
         if not ok:
             raise service_unavailable("blob store")
 
@@ -157,7 +162,7 @@ class FileBlobWriter:
     async def _spill(self) -> None:
         data, self._buffer, self._buffered = b"".join(self._buffer), [], 0
         try:
-            await anyio.to_thread.run_sync(self._append, data)
+            await run_blocking(self._append, data)
         except OSError as exc:
             raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
 
@@ -175,7 +180,7 @@ class FileBlobWriter:
                 # less than the worker-thread hop (docs/DECISIONS.md).
                 self._commit_sync(data)
             else:
-                await anyio.to_thread.run_sync(self._commit_sync, data)
+                await run_blocking(self._commit_sync, data)
         except OSError as exc:
             raise StoreError("upload_failed", "The content could not be stored. Retry the same request.") from exc
 
@@ -188,7 +193,7 @@ class FileBlobWriter:
         os.replace(self._partial, self._final)
 
     async def abort(self) -> None:
-        await anyio.to_thread.run_sync(self._abort_sync)
+        await run_blocking(self._abort_sync)
 
     def _abort_sync(self) -> None:
         self._buffer, self._buffered = [], 0

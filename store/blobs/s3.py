@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import anyio.to_thread
-
 from store.blobs.base import CHUNK_BYTES
+from store.blobs.blocking import run_blocking
 from store.blobs.s3_writer import S3BlobWriter
 from store.errors import StoreError, service_unavailable
 
@@ -76,6 +75,13 @@ def _unavailable(exc: Exception) -> StoreError:
     return error
 
 
+def _done_with(response: Any) -> None:
+    # A body read to its end has already given its connection back to the pool (urllib3 does that at
+    # EOF); one left unread is closed here, so its bytes are never taken for the next answer.
+    response.close()
+    response.release_conn()
+
+
 def _transient_errors() -> tuple[type[Exception], ...]:
     import urllib3.exceptions
     from minio.error import MinioException
@@ -130,44 +136,51 @@ class S3BlobStore:
 
     async def read(self, key: str, start: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         try:
-            response = await anyio.to_thread.run_sync(self._get, key, start, length)
+            response, chunk = await run_blocking(self._open, key, start, length)
         except self._errors as exc:
             raise _unavailable(exc) from exc
         try:
-            while True:
+            while chunk:
+                yield chunk
+                if response.length_remaining == 0:
+                    break  # all of the body is here: no hop just to learn that it ended
                 try:
-                    chunk = await anyio.to_thread.run_sync(response.read, CHUNK_BYTES)
+                    chunk = await run_blocking(response.read, CHUNK_BYTES)
                 except self._errors as exc:
                     raise _unavailable(exc) from exc
-                if not chunk:
-                    break
-                yield chunk
         finally:
-            response.close()
-            response.release_conn()
+            _done_with(response)
 
-    def _get(self, key: str, start: int, length: int | None) -> Any:
+    def _open(self, key: str, start: int, length: int | None) -> tuple[Any, bytes]:
+        """The object's response and its first chunk, in one hop."""
         if length is None:
-            return self.client.get_object(self.bucket, key, offset=start)
-        return self.client.get_object(self.bucket, key, offset=start, length=length)
+            response = self.client.get_object(self.bucket, key, offset=start)
+        else:
+            response = self.client.get_object(self.bucket, key, offset=start, length=length)
+        try:
+            first: bytes = response.read(CHUNK_BYTES)
+        except BaseException:
+            _done_with(response)
+            raise
+        return response, first
 
     async def read_small(self, key: str, start: int, length: int) -> bytes:
         try:
-            return await anyio.to_thread.run_sync(self._read_range, key, start, length)
+            return await run_blocking(self._read_range, key, start, length)
         except self._errors as exc:
             raise _unavailable(exc) from exc
 
     def _read_range(self, key: str, start: int, length: int) -> bytes:
+        """The span whole: the GET and the read of its body in one hop."""
         response = self.client.get_object(self.bucket, key, offset=start, length=length)
         try:
             data: bytes = response.read()
             return data
         finally:
-            response.close()
-            response.release_conn()
+            _done_with(response)
 
     async def delete(self, key: str) -> None:
-        await anyio.to_thread.run_sync(self.delete_sync, key)
+        await run_blocking(self.delete_sync, key)
 
     def delete_sync(self, key: str) -> None:
         try:
@@ -187,7 +200,7 @@ class S3BlobStore:
                 self.client._abort_multipart_upload(self.bucket, key, upload.upload_id)
 
     async def exists(self, key: str) -> bool:
-        return await anyio.to_thread.run_sync(self._exists, key)
+        return await run_blocking(self._exists, key)
 
     def _exists(self, key: str) -> bool:
         from minio.error import S3Error
@@ -212,7 +225,7 @@ class S3BlobStore:
 
     async def ping(self) -> None:
         try:
-            await anyio.to_thread.run_sync(self.client.bucket_exists, self.bucket)
+            await run_blocking(self.client.bucket_exists, self.bucket)
         except self._errors as exc:
             raise _unavailable(exc) from exc
 

@@ -22,8 +22,7 @@ import mmap
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio.to_thread
-
+from store.blobs.blocking import run_blocking
 from store.errors import StoreError, service_unavailable
 
 PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (the last one may be smaller)
@@ -119,7 +118,7 @@ class S3BlobWriter:
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             try:
-                await anyio.to_thread.run_sync(self._client._abort_multipart_upload, self._bucket, self._key, upload_id)
+                await run_blocking(self._client._abort_multipart_upload, self._bucket, self._key, upload_id)
             except self._errors as exc:
                 # S3 is away: the delete that follows (or the sweep's, later) aborts it by key.
                 raise service_unavailable("blob store") from exc
@@ -127,7 +126,7 @@ class S3BlobWriter:
     async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
         """One worker-thread hop into the synchronous SDK; what S3 answers badly is ``upload_failed``."""
         try:
-            return await anyio.to_thread.run_sync(work, *args)
+            return await run_blocking(work, *args)
         except self._errors as exc:
             raise upload_failed() from exc
 
