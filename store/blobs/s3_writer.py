@@ -26,7 +26,7 @@ from store.blobs.blocking import run_blocking
 from store.errors import StoreError, service_unavailable
 
 PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (the last one may be smaller)
-STAGE_BYTES = 1024 * 1024  # up to this much is kept as the chunks themselves and sent with one PUT
+STAGE_BYTES = 256 * 1024  # up to this much is kept as the chunks themselves and sent with one PUT
 
 T = TypeVar("T")
 
