@@ -20,7 +20,7 @@ import contextlib
 import io
 import mmap
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from store.blobs.blocking import run_blocking
 from store.errors import StoreError, service_unavailable
@@ -29,6 +29,7 @@ PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (the last one may be smaller)
 STAGE_BYTES = 256 * 1024  # up to this much is kept as the chunks themselves and sent with one PUT
 
 T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
 def upload_failed() -> StoreError:
@@ -123,7 +124,7 @@ class S3BlobWriter:
                 # S3 is away: the delete that follows (or the sweep's, later) aborts it by key.
                 raise service_unavailable("blob store") from exc
 
-    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+    async def _in_thread(self, work: Callable[[*Args], T], *args: *Args) -> T:
         """One worker-thread hop into the synchronous SDK; what S3 answers badly is ``upload_failed``."""
         try:
             return await run_blocking(work, *args)
