@@ -35,6 +35,7 @@ import functools
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -45,6 +46,7 @@ import anyio.to_thread
 from store.errors import StoreError, service_unavailable
 from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
+from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
 from store.sqlite_checkpoints import WalCheckpointer
 
@@ -77,6 +79,11 @@ class Tx(Protocol):
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run a statement; returns the number of rows it changed."""
+        ...
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        """A write whose answer the unit does not read. PostgreSQL sends it with the unit's next
+        statement or its COMMIT (one round trip fewer); its failure fails the unit there."""
         ...
 
     def lock_account(self, account_id: str) -> Row | None:
@@ -142,6 +149,9 @@ class _SqliteTx:
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return self._connection.execute(sql, params).rowcount
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        self._connection.execute(sql, params)
 
     def lock_account(self, account_id: str) -> Row | None:
         # BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
@@ -305,6 +315,13 @@ def _psycopg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+@functools.lru_cache(maxsize=512)
+def _numbered_sql(sql: str) -> str:
+    """``?`` placeholders as libpq's ``$1``, ``$2``, … (the store's SQL has no ``?`` anywhere else)."""
+    pieces = sql.split("?")
+    return pieces[0] + "".join(f"${number}{piece}" for number, piece in enumerate(pieces[1:], start=1))
+
+
 class _PostgresTx:
     dialect = "postgresql"
 
@@ -326,47 +343,42 @@ class _PostgresTx:
         count: int = cursor.rowcount
         return count
 
+    def defer(self, sql: str, params: Params = ()) -> None:
+        self.execute(sql, params)
+
     def lock_account(self, account_id: str) -> Row | None:
         return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
 
 
 class _BridgedPostgresTx:
-    """A :class:`Tx` over an async psycopg connection, for work run by :func:`run_bridged`."""
+    """A :class:`Tx` over a pooled connection's :class:`~store.pg_wire.Wire`, for work run by :func:`run_bridged`."""
 
     dialect = "postgresql"
 
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
+    def __init__(self, wire: Wire, *, in_transaction: bool) -> None:
+        self._wire = wire
+        self._in_transaction = in_transaction
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        return await_bridged(_fetch_one(self._connection, _psycopg_sql(sql), params))
+        return await_bridged(self._wire.one(_numbered_sql(sql), params))
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
-        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params, prepare))
+        return await_bridged(self._wire.all(_numbered_sql(sql), params, prepare=prepare))
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        return await_bridged(_execute(self._connection, _psycopg_sql(sql), params))
+        return await_bridged(self._wire.execute(_numbered_sql(sql), params))
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        if not self._in_transaction:  # nothing would carry it: a read unit's write runs at once
+            self.execute(sql, params)
+            return
+        self._wire.defer(_numbered_sql(sql), params)
 
     def lock_account(self, account_id: str) -> Row | None:
-        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
+        return self.one(_LOCK_ACCOUNT_SQL, (account_id,))
 
 
-async def _fetch_one(connection: Any, sql: str, params: Params) -> Row | None:
-    cursor = await connection.execute(sql, params, prepare=True)
-    row: Row | None = await cursor.fetchone()
-    return row
-
-
-async def _fetch_all(connection: Any, sql: str, params: Params, prepare: bool = True) -> list[Row]:
-    cursor = await connection.execute(sql, params, prepare=prepare)
-    rows: list[Row] = await cursor.fetchall()
-    return rows
-
-
-async def _execute(connection: Any, sql: str, params: Params) -> int:
-    cursor = await connection.execute(sql, params, prepare=True)
-    count: int = cursor.rowcount
-    return count
+_LOCK_ACCOUNT_SQL = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE"
 
 
 class PostgresDatabase:
@@ -387,6 +399,8 @@ class PostgresDatabase:
         # loop, but an embedding application (or a test) may drive the service from several.
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
         self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
+        # Each pooled connection's wire, kept while the pool keeps the connection.
+        self._wires: weakref.WeakKeyDictionary[Any, Wire] = weakref.WeakKeyDictionary()
         # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
         self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
@@ -443,19 +457,24 @@ class PostgresDatabase:
         batcher = self._batchers.get(loop)
         if batcher is None:
             batcher = self._batchers[loop] = ReadBatcher(self._send_batch, self._send_one)
-        return await batcher.one(_psycopg_sql(sql), params)
+        return await batcher.one(_numbered_sql(sql), params)
 
     async def _send_batch(self, statements: list[tuple[str, Params]]) -> list[Row | None]:
         if len(statements) == 1:
             return [await self._send_one(statements[0])]
         async with self._connection() as connection:
-            async with connection.pipeline():
-                cursors = [await connection.execute(sql, params, prepare=True) for sql, params in statements]
-            return [await cursor.fetchone() for cursor in cursors]
+            return await self._wire(connection).batch(statements)
 
     async def _send_one(self, statement: tuple[str, Params]) -> Row | None:
         async with self._connection() as connection:
-            return await _fetch_one(connection, *statement)
+            return await self._wire(connection).one(*statement)
+
+    def _wire(self, connection: Any) -> Wire:
+        """The connection's wire (its prepared statements), made on its first checkout."""
+        wire = self._wires.get(connection)
+        if wire is None:
+            wire = self._wires[connection] = Wire(connection)
+        return wire
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -482,10 +501,10 @@ class PostgresDatabase:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
             async with pool.connection(timeout=wait) as connection:
+                wire = self._wire(connection)
                 if not transaction:
-                    return await run_bridged(work, _BridgedPostgresTx(connection))
-                async with connection.transaction():
-                    return await run_bridged(work, _BridgedPostgresTx(connection))
+                    return await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=False))
+                return await _in_transaction(wire, work)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise service_unavailable("database") from exc
 
@@ -533,6 +552,22 @@ class PostgresDatabase:
         for loop, pool in self._pools.items():
             _close_pool(loop, pool)
         self._pools.clear()
+
+
+async def _in_transaction(wire: Wire, work: Callable[[Tx], T]) -> T:
+    """Run ``work`` in one transaction on ``wire``: BEGIN leaves with its first statement, COMMIT when it
+    returns, ROLLBACK when it raises (a connection that cannot even roll back is closed by the pool)."""
+    import psycopg
+
+    wire.begin()
+    try:
+        result = await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=True))
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            await wire.rollback()
+        raise
+    await wire.commit()
+    return result
 
 
 async def _close_when_the_loop_ends(pool: Any) -> None:

@@ -191,7 +191,7 @@ async def delete_blob(service: ArtifactService, output_id: str, key: str) -> Non
     except StoreError:
         return
     await service.db.write(
-        lambda tx: tx.execute(
+        lambda tx: tx.defer(
             "UPDATE outputs SET blob_key = NULL WHERE id = ? AND status IN ('expired', 'deleted')", (output_id,)
         )
     )

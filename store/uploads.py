@@ -387,7 +387,7 @@ def too_large(limit: int, *, json_body: bool = False) -> StoreError:
 
 
 def _insert_output(tx: Tx, row: dict[str, Any]) -> None:
-    tx.execute(
+    tx.defer(
         "INSERT INTO outputs (id, account_id, status, label, mime_type, size_bytes, sha256, public, metadata, "
         "blob_key, created_at, expires_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
