@@ -69,7 +69,11 @@ class Tx(Protocol):
 
     dialect: str
 
-    def one(self, sql: str, params: Params = ()) -> Row | None: ...
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        """The first row, or None. ``last=True`` marks the unit's final statement: the transaction
+        commits with it (on PostgreSQL the COMMIT leaves in the same round trip), so the unit runs
+        nothing after it, and raising afterwards does not undo it."""
+        ...
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         """Every row. ``prepare=False`` plans the statement for these values at each run: for a
@@ -77,8 +81,8 @@ class Tx(Protocol):
         100,000), which one prepared plan for all values cannot follow (PostgreSQL only)."""
         ...
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        """Run a statement; returns the number of rows it changed."""
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        """Run a statement; returns the number of rows it changed (``last`` as for :meth:`one`)."""
         ...
 
     def defer(self, sql: str, params: Params = ()) -> None:
@@ -131,15 +135,23 @@ ACCOUNT_COLUMNS = column_list(AccountRow)
 class _SqliteTx:
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection, names: ColumnNames | None = None) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, names: ColumnNames | None = None, *, in_transaction: bool = False
+    ) -> None:
         self._connection = connection
         # Pass the database's own: a fresh one learns each statement's names again.
         self._names = names if names is not None else ColumnNames()
+        self._in_transaction = in_transaction
+        self.committed = False
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        self._check_open()
         cursor = self._connection.execute(sql, params)
         row = cursor.fetchone()
-        return None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
+        answer = None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
+        if last:
+            self._commit_now()
+        return answer
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         cursor = self._connection.execute(sql, params)
@@ -147,11 +159,26 @@ class _SqliteTx:
         names = self._names.of(sql, cursor) if rows else ()
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        return self._connection.execute(sql, params).rowcount
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        self._check_open()
+        count = self._connection.execute(sql, params).rowcount
+        if last:
+            self._commit_now()
+        return count
 
     def defer(self, sql: str, params: Params = ()) -> None:
+        self._check_open()
         self._connection.execute(sql, params)
+
+    def _check_open(self) -> None:
+        if self.committed:
+            raise RuntimeError("a statement after the unit's last one (Tx.one/execute with last=True)")
+
+    def _commit_now(self) -> None:
+        """The unit's last statement ran: commit now, as PostgreSQL does with it (same rule on both)."""
+        if self._in_transaction and not self.committed:
+            self._connection.execute("COMMIT")
+            self.committed = True
 
     def lock_account(self, account_id: str) -> Row | None:
         # BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
@@ -271,14 +298,20 @@ class SqliteDatabase:
             return self._run_transaction(self._writer, work)
 
     def _run_transaction(self, connection: sqlite3.Connection, work: Callable[[Tx], T]) -> T:
-        """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises."""
+        """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises
+        (unless its last statement committed it already)."""
+        tx = _SqliteTx(connection, self._names, in_transaction=True)
         with _translate_sqlite_errors():
             try:
-                result = work(_SqliteTx(connection, self._names))
+                result = work(tx)
             except BaseException:
-                connection.execute("ROLLBACK")
+                if not tx.committed:
+                    connection.execute("ROLLBACK")
+                else:
+                    self._checkpointer.committed()
                 raise
-            connection.execute("COMMIT")
+            if not tx.committed:
+                connection.execute("COMMIT")
         self._checkpointer.committed()
         return result
 
@@ -328,7 +361,7 @@ class _PostgresTx:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
         cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
         row: Row | None = cursor.fetchone()
         return row
@@ -338,7 +371,7 @@ class _PostgresTx:
         rows: list[Row] = cursor.fetchall()
         return rows
 
-    def execute(self, sql: str, params: Params = ()) -> int:
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
         cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
         count: int = cursor.rowcount
         return count
@@ -358,17 +391,27 @@ class _BridgedPostgresTx:
     def __init__(self, wire: Wire, *, in_transaction: bool) -> None:
         self._wire = wire
         self._in_transaction = in_transaction
+        self._committed = False
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        return await_bridged(self._wire.one(_numbered_sql(sql), params))
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        self._check_open(last)
+        return await_bridged(self._wire.one(_numbered_sql(sql), params, last=last))
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
+        self._check_open(False)
         return await_bridged(self._wire.all(_numbered_sql(sql), params, prepare=prepare))
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        return await_bridged(self._wire.execute(_numbered_sql(sql), params))
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        self._check_open(last)
+        return await_bridged(self._wire.execute(_numbered_sql(sql), params, last=last))
+
+    def _check_open(self, last: bool) -> None:
+        if self._committed:
+            raise RuntimeError("a statement after the unit's last one (Tx.one/execute with last=True)")
+        self._committed = last and self._in_transaction
 
     def defer(self, sql: str, params: Params = ()) -> None:
+        self._check_open(False)
         if not self._in_transaction:  # nothing would carry it: a read unit's write runs at once
             self.execute(sql, params)
             return

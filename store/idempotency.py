@@ -79,6 +79,8 @@ def claim(
     limit = uploads_per_hour(service.settings, account.plan_tier)
     rate = service.consume_rate(tx, f"uploads:{account.id}", limit, 3600)
     check_quota(Account.from_row(known), floor)
+    # Last: the claim commits with taking the slot (one round trip on PostgreSQL). A slot another claim
+    # took meanwhile was not changed, so refusing afterwards has nothing to undo.
     if _take_slot(tx, account.id, key, output_id, now, slot) != 1:
         raise in_flight()
     return Claim(output_id, None, None, previous, rate)
@@ -90,11 +92,13 @@ def _take_slot(tx: Tx, account_id: str, key: str, output_id: str, now: int, slot
             "INSERT INTO idempotency_keys (account_id, key, state, fingerprint, output_id, created_at, "
             "heartbeat_at) VALUES (?, ?, 'in_flight', NULL, ?, ?, ?) ON CONFLICT (account_id, key) DO NOTHING",
             (account_id, key, output_id, now, now),
+            last=True,
         )
     return tx.execute(
         "UPDATE idempotency_keys SET state = 'in_flight', fingerprint = NULL, output_id = ?, created_at = ?, "
         "heartbeat_at = ? WHERE account_id = ? AND key = ? AND output_id = ?",
         (output_id, now, now, account_id, key, slot["output_id"]),
+        last=True,
     )
 
 

@@ -62,7 +62,7 @@ class Wire:
         statement ran in it."""
         if self._deferred:
             try:
-                await self._in_pipeline(None)
+                await self._in_pipeline(None, commit=True)
             finally:
                 self.in_transaction = False
             return
@@ -80,8 +80,9 @@ class Wire:
 
     # --- statements -----------------------------------------------------------------------
 
-    async def one(self, sql: str, params: Params = ()) -> Row | None:
-        result = await self._statement(sql, params, prepare=True)
+    async def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        """The first row; ``last``: the transaction's final statement, its COMMIT sent with it."""
+        result = await self._statement(sql, params, prepare=True, last=last)
         return self._first_row(result)
 
     async def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
@@ -92,9 +93,9 @@ class Wire:
         self._loader.set_pgresult(result)
         return self._loader.load_rows(0, result.ntuples, lambda values: dict(zip(names, values, strict=True)))
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run a statement; the number of rows it changed."""
-        result = await self._statement(sql, params, prepare=True)
+    async def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        """Run a statement; the number of rows it changed (``last`` as for :meth:`one`)."""
+        result = await self._statement(sql, params, prepare=True, last=last)
         return result.command_tuples or 0
 
     async def batch(self, statements: Sequence[tuple[str, Params]]) -> list[Row | None]:
@@ -118,23 +119,32 @@ class Wire:
         its failure is raised there (the transaction fails as a whole either way)."""
         self._deferred.append((sql, params))
 
-    async def _statement(self, sql: str, params: Params, *, prepare: bool) -> pq.abc.PGresult:
-        if not self._begin_pending and not self._deferred and (not prepare or self._is_prepared(sql, params)):
+    async def _statement(self, sql: str, params: Params, *, prepare: bool, last: bool = False) -> pq.abc.PGresult:
+        commit = last and (self.in_transaction or self._begin_pending)
+        if not (commit or self._begin_pending or self._deferred) and (not prepare or self._is_prepared(sql, params)):
             self._send(sql, params, prepare=prepare)
             return self._checked(await self._results())
-        # A statement to prepare, a BEGIN or deferred statements to send first: one pipeline, one round trip.
-        return await self._in_pipeline((sql, params), prepare=prepare)
+        # A statement to prepare, a BEGIN, deferred statements or the COMMIT to send with it: one pipeline.
+        try:
+            return await self._in_pipeline((sql, params), prepare=prepare, commit=commit)
+        finally:
+            if commit:
+                self.in_transaction = False
 
-    async def _in_pipeline(self, last: tuple[str, Params] | None, *, prepare: bool = True) -> pq.abc.PGresult:
-        """What is waiting to be sent (BEGIN, deferred statements), then ``last`` (or COMMIT), as one
-        pipeline; the last statement's result, after any failure before it is raised."""
+    async def _in_pipeline(
+        self, final: tuple[str, Params] | None, *, prepare: bool = True, commit: bool = False
+    ) -> pq.abc.PGresult:
+        """What is waiting to be sent (BEGIN, deferred statements), then ``final``, then COMMIT when
+        ``commit``, as one pipeline; ``final``'s result, once any failure before it is raised. A
+        transaction whose statement failed is rolled back by that COMMIT (PostgreSQL ends a failed
+        transaction so)."""
         begin, self._begin_pending = self._begin_pending, False
         deferred, self._deferred = self._deferred, []
-        statements = [*deferred, last] if last is not None else deferred
-        groups = await self._pipeline(statements, begin=begin, prepare=prepare, commit=last is None)
+        statements = [*deferred, final] if final is not None else deferred
+        groups = await self._pipeline(statements, begin=begin, prepare=prepare, commit=commit)
         for results in groups:
             self._checked(results)
-        return _last(groups[-1])
+        return _last(groups[-2] if commit and final is not None else groups[-1])
 
     async def _pipeline(
         self, statements: Sequence[tuple[str, Params]], *, begin: bool, commit: bool, prepare: bool = True

@@ -76,11 +76,12 @@ def charge_if_allowed(tx: Tx, account: Account, size: int) -> Account:
     return charge_upload(tx, locked, size)
 
 
-def give_back_storage(tx: Tx, account_id: str, size: int) -> dict[str, Any] | None:
+def give_back_storage(tx: Tx, account_id: str, size: int, *, last: bool = False) -> dict[str, Any] | None:
     """Return the bytes of a ready output that was just deleted or expired (exactly once, by the caller's
     conditional status update); the account row after, so nobody reads it again. The UPDATE takes the
-    row's lock itself: no separate locking read."""
+    row's lock itself: no separate locking read. ``last``: the caller's unit ends with it (``Tx.one``)."""
     return tx.one(
         f"UPDATE accounts SET storage_used_bytes = storage_used_bytes - ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}",
         (size, account_id),
+        last=last,
     )
