@@ -22,7 +22,10 @@ Concurrency model:
   databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
   query pays a worker-thread hop. Writes that charge an account lock its row with
   ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use, except
-  the few whose best plan depends on their values (``Tx.all(…, prepare=False)``).
+  the few whose best plan depends on their values (``Tx.all(…, prepare=False)``), and sent through
+  libpq directly (:mod:`store.pg_wire`), in as few round trips as the unit allows: BEGIN with the
+  first statement, deferred writes (:meth:`Tx.defer`) with the next one, the last statement
+  (``last=True``) with the COMMIT.
 
 Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
 """
