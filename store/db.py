@@ -38,7 +38,6 @@ import functools
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -424,6 +423,7 @@ class _BridgedPostgresTx:
         return self.one(_LOCK_ACCOUNT_SQL, (account_id,))
 
 
+_WIRE_ATTRIBUTE = "_outputlayer_wire"
 _LOCK_ACCOUNT_SQL = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE"
 
 
@@ -445,8 +445,6 @@ class PostgresDatabase:
         # loop, but an embedding application (or a test) may drive the service from several.
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
         self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
-        # Each pooled connection's wire, kept while the pool keeps the connection.
-        self._wires: weakref.WeakKeyDictionary[Any, Wire] = weakref.WeakKeyDictionary()
         # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
         self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
@@ -516,10 +514,12 @@ class PostgresDatabase:
             return await self._wire(connection).one(*statement)
 
     def _wire(self, connection: Any) -> Wire:
-        """The connection's wire (its prepared statements), made on its first checkout."""
-        wire = self._wires.get(connection)
+        """The connection's wire (its prepared statements), made on its first checkout. It is kept on the
+        connection itself, so the two go together when the pool drops the connection."""
+        wire: Wire | None = getattr(connection, _WIRE_ATTRIBUTE, None)
         if wire is None:
-            wire = self._wires[connection] = Wire(connection)
+            wire = Wire(connection)
+            setattr(connection, _WIRE_ATTRIBUTE, wire)
         return wire
 
     @contextlib.asynccontextmanager

@@ -5,13 +5,15 @@ serves the next unit correctly (statements go through libpq directly, store/pg_w
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
+import weakref
 
 import psycopg
 import pytest
 
 from store import ArtifactService, StoreError
-from store.db import Tx
+from store.db import PostgresDatabase, Tx
 from tests.factories import register
 
 pytestmark = pytest.mark.anyio
@@ -171,3 +173,19 @@ async def test_a_backend_killed_mid_transaction_fails_that_unit_only(service: Ar
     assert await asyncio.wait_for(_free(service, account.id), DEADLINE_SECONDS) != 55
     await service.db.write(lambda tx: tx.execute(SET_FREE, (56, account.id)))
     assert await _free(service, account.id) == 56
+
+
+async def test_a_dropped_connection_takes_its_statement_cache_with_it(service: ArtifactService, backend: str) -> None:
+    if not backend.startswith("postgres"):
+        pytest.skip("PostgreSQL connections only")
+    database = service.db
+    assert isinstance(database, PostgresDatabase)
+    connection = await psycopg.AsyncConnection.connect(service.settings.database_url, autocommit=True)
+    wire = database._wire(connection)
+    assert await wire.one("SELECT $1::bigint AS x", (3,)) == {"x": 3}
+    assert database._wire(connection) is wire  # one wire per connection, its statements prepared once
+    await connection.close()
+    gone = weakref.ref(connection)
+    del connection, wire
+    gc.collect()
+    assert gone() is None
