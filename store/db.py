@@ -22,7 +22,10 @@ Concurrency model:
   databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
   query pays a worker-thread hop. Writes that charge an account lock its row with
   ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use, except
-  the few whose best plan depends on their values (``Tx.all(…, prepare=False)``).
+  the few whose best plan depends on their values (``Tx.all(…, prepare=False)``), and sent through
+  libpq directly (:mod:`store.pg_wire`), in as few round trips as the unit allows: BEGIN with the
+  first statement, deferred writes (:meth:`Tx.defer`) with the next one, the last statement
+  (``last=True``) with the COMMIT.
 
 Driver exceptions that mean "the database is not reachable" become ``service_unavailable``.
 """
@@ -45,6 +48,7 @@ import anyio.to_thread
 from store.errors import StoreError, service_unavailable
 from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
+from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
 from store.sqlite_checkpoints import WalCheckpointer
 
@@ -67,7 +71,11 @@ class Tx(Protocol):
 
     dialect: str
 
-    def one(self, sql: str, params: Params = ()) -> Row | None: ...
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        """The first row, or None. ``last=True`` marks the unit's final statement: the transaction
+        commits with it (on PostgreSQL the COMMIT leaves in the same round trip), so the unit runs
+        nothing after it, and raising afterwards does not undo it."""
+        ...
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         """Every row. ``prepare=False`` plans the statement for these values at each run: for a
@@ -75,8 +83,13 @@ class Tx(Protocol):
         100,000), which one prepared plan for all values cannot follow (PostgreSQL only)."""
         ...
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        """Run a statement; returns the number of rows it changed."""
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        """Run a statement; returns the number of rows it changed (``last`` as for :meth:`one`)."""
+        ...
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        """A write whose answer the unit does not read. PostgreSQL sends it with the unit's next
+        statement or its COMMIT (one round trip fewer); its failure fails the unit there."""
         ...
 
     def lock_account(self, account_id: str) -> Row | None:
@@ -124,15 +137,23 @@ ACCOUNT_COLUMNS = column_list(AccountRow)
 class _SqliteTx:
     dialect = "sqlite"
 
-    def __init__(self, connection: sqlite3.Connection, names: ColumnNames | None = None) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, names: ColumnNames | None = None, *, in_transaction: bool = False
+    ) -> None:
         self._connection = connection
         # Pass the database's own: a fresh one learns each statement's names again.
         self._names = names if names is not None else ColumnNames()
+        self._in_transaction = in_transaction
+        self.committed = False
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        self._check_open()
         cursor = self._connection.execute(sql, params)
         row = cursor.fetchone()
-        return None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
+        answer = None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
+        if last:
+            self._commit_now()
+        return answer
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         cursor = self._connection.execute(sql, params)
@@ -140,8 +161,26 @@ class _SqliteTx:
         names = self._names.of(sql, cursor) if rows else ()
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        return self._connection.execute(sql, params).rowcount
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        self._check_open()
+        count = self._connection.execute(sql, params).rowcount
+        if last:
+            self._commit_now()
+        return count
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        self._check_open()
+        self._connection.execute(sql, params)
+
+    def _check_open(self) -> None:
+        if self.committed:
+            raise RuntimeError("a statement after the unit's last one (Tx.one/execute with last=True)")
+
+    def _commit_now(self) -> None:
+        """The unit's last statement ran: commit now, as PostgreSQL does with it (same rule on both)."""
+        if self._in_transaction and not self.committed:
+            self._connection.execute("COMMIT")
+            self.committed = True
 
     def lock_account(self, account_id: str) -> Row | None:
         # BEGIN IMMEDIATE already holds the database's write lock for the whole transaction.
@@ -261,14 +300,20 @@ class SqliteDatabase:
             return self._run_transaction(self._writer, work)
 
     def _run_transaction(self, connection: sqlite3.Connection, work: Callable[[Tx], T]) -> T:
-        """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises."""
+        """Run ``work`` in the transaction just begun on ``connection``; commit, or roll back if it raises
+        (unless its last statement committed it already)."""
+        tx = _SqliteTx(connection, self._names, in_transaction=True)
         with _translate_sqlite_errors():
             try:
-                result = work(_SqliteTx(connection, self._names))
+                result = work(tx)
             except BaseException:
-                connection.execute("ROLLBACK")
+                if not tx.committed:
+                    connection.execute("ROLLBACK")
+                else:
+                    self._checkpointer.committed()
                 raise
-            connection.execute("COMMIT")
+            if not tx.committed:
+                connection.execute("COMMIT")
         self._checkpointer.committed()
         return result
 
@@ -305,13 +350,20 @@ def _psycopg_sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+@functools.lru_cache(maxsize=512)
+def _numbered_sql(sql: str) -> str:
+    """``?`` placeholders as libpq's ``$1``, ``$2``, … (the store's SQL has no ``?`` anywhere else)."""
+    pieces = sql.split("?")
+    return pieces[0] + "".join(f"${number}{piece}" for number, piece in enumerate(pieces[1:], start=1))
+
+
 class _PostgresTx:
     dialect = "postgresql"
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
         cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
         row: Row | None = cursor.fetchone()
         return row
@@ -321,52 +373,58 @@ class _PostgresTx:
         rows: list[Row] = cursor.fetchall()
         return rows
 
-    def execute(self, sql: str, params: Params = ()) -> int:
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
         cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
         count: int = cursor.rowcount
         return count
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        self.execute(sql, params)
 
     def lock_account(self, account_id: str) -> Row | None:
         return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
 
 
 class _BridgedPostgresTx:
-    """A :class:`Tx` over an async psycopg connection, for work run by :func:`run_bridged`."""
+    """A :class:`Tx` over a pooled connection's :class:`~store.pg_wire.Wire`, for work run by :func:`run_bridged`."""
 
     dialect = "postgresql"
 
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
+    def __init__(self, wire: Wire, *, in_transaction: bool) -> None:
+        self._wire = wire
+        self._in_transaction = in_transaction
+        self._committed = False
 
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        return await_bridged(_fetch_one(self._connection, _psycopg_sql(sql), params))
+    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+        self._check_open(last)
+        return await_bridged(self._wire.one(_numbered_sql(sql), params, last=last))
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
-        return await_bridged(_fetch_all(self._connection, _psycopg_sql(sql), params, prepare))
+        self._check_open(False)
+        return await_bridged(self._wire.all(_numbered_sql(sql), params, prepare=prepare))
 
-    def execute(self, sql: str, params: Params = ()) -> int:
-        return await_bridged(_execute(self._connection, _psycopg_sql(sql), params))
+    def execute(self, sql: str, params: Params = (), *, last: bool = False) -> int:
+        self._check_open(last)
+        return await_bridged(self._wire.execute(_numbered_sql(sql), params, last=last))
+
+    def _check_open(self, last: bool) -> None:
+        if self._committed:
+            raise RuntimeError("a statement after the unit's last one (Tx.one/execute with last=True)")
+        self._committed = last and self._in_transaction
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        self._check_open(False)
+        if not self._in_transaction:  # nothing would carry it: a read unit's write runs at once
+            self.execute(sql, params)
+            return
+        self._wire.defer(_numbered_sql(sql), params)
 
     def lock_account(self, account_id: str) -> Row | None:
-        return self.one(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE", (account_id,))
+        return self.one(_LOCK_ACCOUNT_SQL, (account_id,))
 
 
-async def _fetch_one(connection: Any, sql: str, params: Params) -> Row | None:
-    cursor = await connection.execute(sql, params, prepare=True)
-    row: Row | None = await cursor.fetchone()
-    return row
-
-
-async def _fetch_all(connection: Any, sql: str, params: Params, prepare: bool = True) -> list[Row]:
-    cursor = await connection.execute(sql, params, prepare=prepare)
-    rows: list[Row] = await cursor.fetchall()
-    return rows
-
-
-async def _execute(connection: Any, sql: str, params: Params) -> int:
-    cursor = await connection.execute(sql, params, prepare=True)
-    count: int = cursor.rowcount
-    return count
+_WIRE_ATTRIBUTE = "_outputlayer_wire"
+_LOCK_ACCOUNT_SQL = f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ? FOR UPDATE"
 
 
 class PostgresDatabase:
@@ -443,19 +501,26 @@ class PostgresDatabase:
         batcher = self._batchers.get(loop)
         if batcher is None:
             batcher = self._batchers[loop] = ReadBatcher(self._send_batch, self._send_one)
-        return await batcher.one(_psycopg_sql(sql), params)
+        return await batcher.one(_numbered_sql(sql), params)
 
     async def _send_batch(self, statements: list[tuple[str, Params]]) -> list[Row | None]:
         if len(statements) == 1:
             return [await self._send_one(statements[0])]
         async with self._connection() as connection:
-            async with connection.pipeline():
-                cursors = [await connection.execute(sql, params, prepare=True) for sql, params in statements]
-            return [await cursor.fetchone() for cursor in cursors]
+            return await self._wire(connection).batch(statements)
 
     async def _send_one(self, statement: tuple[str, Params]) -> Row | None:
         async with self._connection() as connection:
-            return await _fetch_one(connection, *statement)
+            return await self._wire(connection).one(*statement)
+
+    def _wire(self, connection: Any) -> Wire:
+        """The connection's wire (its prepared statements), made on its first checkout. It is kept on the
+        connection itself, so the two go together when the pool drops the connection."""
+        wire: Wire | None = getattr(connection, _WIRE_ATTRIBUTE, None)
+        if wire is None:
+            wire = Wire(connection)
+            setattr(connection, _WIRE_ATTRIBUTE, wire)
+        return wire
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -482,10 +547,10 @@ class PostgresDatabase:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
             async with pool.connection(timeout=wait) as connection:
+                wire = self._wire(connection)
                 if not transaction:
-                    return await run_bridged(work, _BridgedPostgresTx(connection))
-                async with connection.transaction():
-                    return await run_bridged(work, _BridgedPostgresTx(connection))
+                    return await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=False))
+                return await _in_transaction(wire, work)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise service_unavailable("database") from exc
 
@@ -533,6 +598,22 @@ class PostgresDatabase:
         for loop, pool in self._pools.items():
             _close_pool(loop, pool)
         self._pools.clear()
+
+
+async def _in_transaction(wire: Wire, work: Callable[[Tx], T]) -> T:
+    """Run ``work`` in one transaction on ``wire``: BEGIN leaves with its first statement, COMMIT when it
+    returns, ROLLBACK when it raises (a connection that cannot even roll back is closed by the pool)."""
+    import psycopg
+
+    wire.begin()
+    try:
+        result = await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=True))
+    except BaseException:
+        with contextlib.suppress(psycopg.Error):
+            await wire.rollback()
+        raise
+    await wire.commit()
+    return result
 
 
 async def _close_when_the_loop_ends(pool: Any) -> None:

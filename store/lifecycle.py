@@ -95,7 +95,7 @@ def expire(tx: Tx, row: dict[str, Any]) -> int:
     """Mark one due output expired and give its storage back; 0 when another sweeper got there first."""
     changed = tx.execute("UPDATE outputs SET status = 'expired' WHERE id = ? AND status = 'ready'", (row["id"],))
     if changed:
-        give_back_storage(tx, row["account_id"], row["size_bytes"])
+        give_back_storage(tx, row["account_id"], row["size_bytes"], last=True)
     return changed
 
 

@@ -154,34 +154,50 @@ async def delete_output(service: ArtifactService, account: Account, output_id: s
 
     def delete(tx: Tx) -> dict[str, Any]:
         nonlocal after
-        row = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ? AND account_id = ?", (output_id, account.id))
-        if row is None:
-            raise output_not_found()
-        status = effective_status(row, now)
-        if status == "expired":
-            raise output_expired()
-        if status == "deleted":
-            return row
-        changed = tx.execute(
-            "UPDATE outputs SET status = 'deleted', deleted_at = ? WHERE id = ? AND status = ?",
-            (now, output_id, row["status"]),
+        # The common case in one statement: a ready output of this account becomes deleted.
+        deleted = tx.one(
+            "UPDATE outputs SET status = 'deleted', deleted_at = ? WHERE id = ? AND account_id = ? "
+            f"AND status = 'ready' RETURNING {OUTPUT_COLUMNS}",
+            (now, output_id, account.id),
         )
-        if not changed:
-            # Another process deleted (or expired) the row after we read it: answer what it stored.
-            latest = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
-            if latest is None or latest["status"] != "deleted":
-                raise output_expired()
-            return latest
-        if row["status"] == "ready":
-            given_back = give_back_storage(tx, account.id, row["size_bytes"])
-            if given_back is not None:
-                after = type(account).from_row(given_back)
-        return {**row, "status": "deleted", "deleted_at": now}
+        if deleted is None:
+            return _delete_unready(tx, account, output_id, now)
+        if effective_status({**deleted, "status": "ready"}, now) == "expired":
+            raise output_expired()  # past its expiry, so not deleted: raising rolls the update back
+        given_back = give_back_storage(tx, account.id, deleted["size_bytes"], last=True)
+        if given_back is not None:
+            after = type(account).from_row(given_back)
+        return deleted
 
     row = await service.db.write(delete)
     if row["blob_key"] is not None:
         await delete_blob(service, row["id"], row["blob_key"])
     return render_output(row, now, service.urls), after
+
+
+def _delete_unready(tx: Tx, account: Account, output_id: str, now: int) -> dict[str, Any]:
+    """A delete of an output that was not ready: unknown, expired, failed, or deleted already (which
+    answers the stored deletion again); no storage comes back. (A ready row never arrives here: no
+    status turns back into ready, so the ready row the caller's UPDATE missed was changed meanwhile.)"""
+    row = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ? AND account_id = ?", (output_id, account.id))
+    if row is None:
+        raise output_not_found()
+    status = effective_status(row, now)
+    if status == "expired":
+        raise output_expired()
+    if status == "deleted":
+        return row
+    changed = tx.execute(
+        "UPDATE outputs SET status = 'deleted', deleted_at = ? WHERE id = ? AND status = ?",
+        (now, output_id, row["status"]),
+    )
+    if not changed:
+        # Another process deleted (or expired) the row after we read it: answer what it stored.
+        latest = tx.one(f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE id = ?", (output_id,))
+        if latest is None or latest["status"] != "deleted":
+            raise output_expired()
+        return latest
+    return {**row, "status": "deleted", "deleted_at": now}
 
 
 async def delete_blob(service: ArtifactService, output_id: str, key: str) -> None:
@@ -191,7 +207,7 @@ async def delete_blob(service: ArtifactService, output_id: str, key: str) -> Non
     except StoreError:
         return
     await service.db.write(
-        lambda tx: tx.execute(
+        lambda tx: tx.defer(
             "UPDATE outputs SET blob_key = NULL WHERE id = ? AND status IN ('expired', 'deleted')", (output_id,)
         )
     )

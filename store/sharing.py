@@ -102,18 +102,24 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def share_until_ms(requested_seconds: int | None, now_ms: int, output_expires_ms: int) -> int:
-    """When a share link made now ends (the one share-lifetime rule; see the module docstring)."""
+def share_lifetime_seconds(requested_seconds: int | None) -> int:
+    """The lifetime a share link asks for, refused below the minimum (the one share-lifetime rule)."""
     lifetime = SHARE_DEFAULT_SECONDS if requested_seconds is None else requested_seconds
     if lifetime < SHARE_MIN_SECONDS:
         raise invalid_request(f"expiresInSeconds must be at least {SHARE_MIN_SECONDS}.")
-    return min(now_ms + lifetime * 1000, output_expires_ms)
+    return lifetime
+
+
+def share_until_ms(requested_seconds: int | None, now_ms: int, output_expires_ms: int) -> int:
+    """When a share link made now ends (see the module docstring)."""
+    return min(now_ms + share_lifetime_seconds(requested_seconds) * 1000, output_expires_ms)
 
 
 async def share_link(
     service: ArtifactService, account: Account, output_id: str, expires_in_seconds: int | None
 ) -> dict[str, Any]:
     """A link that serves an owned output's bytes without a key: its public URL, or a signed expiring one."""
+    share_lifetime_seconds(expires_in_seconds)  # a malformed request is refused before the output is looked at
     row = await outputs.owned_row(service, account, output_id)
     content = outputs.readable_content(service, row)
     now = service.clock.now_ms()

@@ -324,9 +324,10 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
             "deleted_at": None,
         }
         _insert_output(tx, row)
-        idempotency.complete(tx, account.id, session.key, output_id, fp, now)
+        completed = idempotency.complete(tx, account.id, session.key, output_id, fp, now)
         # Last, so the account row is locked only from the charge to the commit; a refusal rolls all back.
-        after = charge_if_allowed(tx, account, size)
+        # The three statements leave together (the first two are deferred): one round trip, then the COMMIT.
+        after = charge_if_allowed(tx, account, size, requires=completed)
         return render_output(row, now, service.urls), after
 
     body, after = await service.db.write(settle)
@@ -387,7 +388,7 @@ def too_large(limit: int, *, json_body: bool = False) -> StoreError:
 
 
 def _insert_output(tx: Tx, row: dict[str, Any]) -> None:
-    tx.execute(
+    tx.defer(
         "INSERT INTO outputs (id, account_id, status, label, mime_type, size_bytes, sha256, public, metadata, "
         "blob_key, created_at, expires_at, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (

@@ -886,6 +886,20 @@ async def test_share_request_validation(
     assert_error(response, 400, code, retryable=False, action="check_capabilities")
 
 
+@pytest.mark.any_backend
+@pytest.mark.anyio
+async def test_a_bad_share_request_is_400_even_for_a_deleted_output(
+    client: httpx2.AsyncClient, auth: dict[str, str]
+) -> None:
+    """The request is judged before the output: a too-short lifetime is 400 whatever the output's state."""
+    created = (await post_upload(client, auth)).json()
+    assert (await client.delete(f"/v1/outputs/{created['outputId']}", headers=auth)).status_code == 200
+    response = await client.post(
+        f"/v1/outputs/{created['outputId']}/share", headers=auth, json={"expiresInSeconds": 59}
+    )
+    assert_error(response, 400, "invalid_request", retryable=False, action="check_capabilities")
+
+
 @pytest.mark.anyio
 async def test_share_of_an_expired_output_is_410(
     client: httpx2.AsyncClient, auth: dict[str, str], clock: ManualClock

@@ -45,8 +45,10 @@ class FaultyDatabase:
     async def write(self, work: Callable[[Tx], T]) -> T:
         def fail_at_commit(tx: Tx) -> T:
             before = _ready_rows(tx)
-            result = work(tx)
-            if _ready_rows(tx) > before:
+            watched = _EndWatcher(tx)
+            result = work(watched)  # type: ignore[arg-type]
+            # A unit that ended with its last statement has committed already: nothing left to fail.
+            if not watched.ended and _ready_rows(tx) > before:
                 try:
                     self._fault.fire("commit")
                 except OSError as exc:
@@ -57,6 +59,25 @@ class FaultyDatabase:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+
+class _EndWatcher:
+    """A transaction that notes whether the unit ended it with its last statement (``last=True``)."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+        self.ended = False
+
+    def one(self, sql: str, params: Any = (), *, last: bool = False) -> Any:
+        self.ended = self.ended or last
+        return self._tx.one(sql, params, last=last)
+
+    def execute(self, sql: str, params: Any = (), *, last: bool = False) -> int:
+        self.ended = self.ended or last
+        return self._tx.execute(sql, params, last=last)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
 
 
 def _ready_rows(tx: Tx) -> int:

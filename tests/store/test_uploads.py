@@ -409,6 +409,31 @@ async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: 
 
 
 @pytest.mark.anyio
+async def test_an_upload_whose_slot_was_reclaimed_is_refused_at_settle_without_charge(
+    service: ArtifactService, clock: ManualClock
+) -> None:
+    """A stalled upload's key is reclaimed by a retry; the stalled one then finishing answers upload_failed,
+    stores no row and charges nothing, and the retry's output is the key's."""
+    account = await register(service)
+    stalled = await service.begin_upload(account, "k")
+    clock.advance(service.settings.stale_upload_seconds * 1000 + 1)
+    retry = await upload(service, account, "k", b"the retry")
+    with pytest.raises(StoreError) as caught:
+        async with stalled:
+            stalled.set_fields({"mimeType": "text/plain"})
+            await stalled.write(b"stalled")
+            await stalled.finish()
+    assert caught.value.code == "upload_failed"
+    assert [o["id"] for o in outputs(service, account)] == [retry.body["outputId"]]
+    assert blob_keys(service) == [blob_key(account.id, retry.body["outputId"])]
+    after = await service.account(account.id)
+    assert (after.free_remaining, after.storage_used_bytes) == (account.free_remaining - 1, len(b"the retry"))
+    replay = await upload(service, account, "k", b"the retry")
+    assert replay.replayed and replay.body["outputId"] == retry.body["outputId"]
+    assert service.check().problems == []
+
+
+@pytest.mark.anyio
 @overrides(storage_limit_bytes=100)
 async def test_storage_limit_at_settle_leaves_nothing_and_the_key_works_after_a_delete(
     service: ArtifactService,
