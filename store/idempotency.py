@@ -15,7 +15,7 @@ from store.db import ACCOUNT_COLUMNS, Tx
 from store.errors import StoreError, idempotency_conflict
 from store.limits import IDEMPOTENCY_RETENTION_MS
 from store.plans import uploads_per_hour
-from store.quota import Precondition, check_quota
+from store.quota import check_quota
 from store.ratelimit import RateState
 from store.upload_keys import HELD_BY_LINK_COLUMN, prune_upload_links
 
@@ -102,25 +102,15 @@ def _take_slot(tx: Tx, account_id: str, key: str, output_id: str, now: int, slot
     )
 
 
-def complete(tx: Tx, account_id: str, key: str, output_id: str, fp: str, now: int) -> Precondition:
-    """Mark the slot completed with the upload's fingerprint (a deferred write). It does not complete a slot
-    reclaimed meanwhile: the returned precondition, that this upload completed the key, must hold for the
-    charge that follows (``quota.charge_if_allowed(…, requires=…)``), whose refusal then says so."""
-    tx.defer(
+def complete(tx: Tx, account_id: str, key: str, output_id: str, fp: str, now: int) -> None:
+    """Mark the slot completed with the upload's fingerprint; fails when it was reclaimed meanwhile."""
+    completed = tx.execute(
         "UPDATE idempotency_keys SET state = 'completed', fingerprint = ?, heartbeat_at = ? "
         "WHERE account_id = ? AND key = ? AND output_id = ? AND state = 'in_flight'",
         (fp, now, account_id, key, output_id),
     )
-    return Precondition(COMPLETED_BY_SQL, (account_id, key, output_id), _reclaimed)
-
-
-COMPLETED_BY_SQL = (
-    "EXISTS (SELECT 1 FROM idempotency_keys WHERE account_id = ? AND key = ? AND output_id = ? AND state = 'completed')"
-)
-
-
-def _reclaimed() -> StoreError:
-    return StoreError("upload_failed", "The upload took too long and its slot was reclaimed. Retry.")
+    if completed != 1:
+        raise StoreError("upload_failed", "The upload took too long and its slot was reclaimed. Retry.")
 
 
 def release(tx: Tx, account_id: str, key: str, output_id: str) -> int:

@@ -7,9 +7,6 @@ back goes through these functions, so the storage invariant (SPEC section 7) has
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from store.accounts import gone_account
@@ -53,45 +50,23 @@ def charge_upload(tx: Tx, account: Account, size: int) -> Account:
 
 # Checks and charges in one statement (the rule of check_quota and charge_upload, in SQL): the row changes
 # only when a unit is left and the bytes fit. Every right-hand side reads the row as it was.
-_CHARGE_IF_ALLOWED = (
+_CHARGE_IF_ALLOWED_SQL = (
     "UPDATE accounts SET "
     "free_remaining = free_remaining - CASE WHEN free_remaining > 0 THEN 1 ELSE 0 END, "
     "credits_remaining = credits_remaining - CASE WHEN free_remaining > 0 THEN 0 ELSE 1 END, "
     "storage_used_bytes = storage_used_bytes + ? "
-    "WHERE id = ? AND (free_remaining > 0 OR credits_remaining > 0) AND storage_used_bytes + ? <= storage_limit_bytes"
+    "WHERE id = ? AND (free_remaining > 0 OR credits_remaining > 0) AND storage_used_bytes + ? <= storage_limit_bytes "
+    f"RETURNING {ACCOUNT_COLUMNS}"
 )
-_CHARGE_IF_ALLOWED_SQL = f"{_CHARGE_IF_ALLOWED} RETURNING {ACCOUNT_COLUMNS}"
 
 
-@dataclass(frozen=True, slots=True)
-class Precondition:
-    """What a charge also requires, as an SQL condition over the caller's own rows (``sql`` with ``params``),
-    and the caller's refusal when it does not hold: the caller's check travels inside the charge, so the
-    caller need not read an answer first (one round trip fewer)."""
-
-    sql: str
-    params: tuple[Any, ...]
-    refusal: Callable[[], StoreError]
-
-
-@functools.lru_cache(maxsize=16)
-def charge_requiring_sql(condition: str) -> str:
-    return f"{_CHARGE_IF_ALLOWED} AND {condition} RETURNING {ACCOUNT_COLUMNS}"
-
-
-def charge_if_allowed(tx: Tx, account: Account, size: int, *, requires: Precondition | None = None) -> Account:
+def charge_if_allowed(tx: Tx, account: Account, size: int) -> Account:
     """Check and charge an upload of ``size`` bytes in one statement; the account after. The UPDATE takes the
     row's lock and holds it until commit, so a settle runs this last (the lock is held one round trip).
-    A refusal reads the rows to say why: the precondition's own refusal, ``quota_exhausted`` or
-    ``storage_limit_reached``."""
-    if requires is None:
-        row = tx.one(_CHARGE_IF_ALLOWED_SQL, (size, account.id, size))
-    else:
-        row = tx.one(charge_requiring_sql(requires.sql), (size, account.id, size, *requires.params))
+    A refusal reads the row to say why: ``quota_exhausted`` or ``storage_limit_reached``."""
+    row = tx.one(_CHARGE_IF_ALLOWED_SQL, (size, account.id, size))
     if row is not None:
         return type(account).from_row(row)
-    if requires is not None and tx.one(f"SELECT 1 AS holds WHERE {requires.sql}", requires.params) is None:
-        raise requires.refusal()
     current = tx.lock_account(account.id)
     if current is None:
         raise gone_account()

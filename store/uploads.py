@@ -324,10 +324,9 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
             "deleted_at": None,
         }
         _insert_output(tx, row)
-        completed = idempotency.complete(tx, account.id, session.key, output_id, fp, now)
+        idempotency.complete(tx, account.id, session.key, output_id, fp, now)
         # Last, so the account row is locked only from the charge to the commit; a refusal rolls all back.
-        # The three statements leave together (the first two are deferred): one round trip, then the COMMIT.
-        after = charge_if_allowed(tx, account, size, requires=completed)
+        after = charge_if_allowed(tx, account, size)
         return render_output(row, now, service.urls), after
 
     body, after = await service.db.write(settle)

@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from store.idempotency import COMPLETED_BY_SQL
 from store.listing import _page_query
 from store.models import SCHEMA_METADATA
-from store.quota import charge_requiring_sql
 from store.views import OUTPUT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,19 +58,6 @@ def _rendered_rows_queries() -> Iterator[str]:
 BUILT_AT_RUN_TIME: dict[str, Callable[[], Iterator[str]]] = {
     "store/listing.py:read_page": _page_queries,
     "store/listing.py:_render_rows": _rendered_rows_queries,
-}
-
-
-def _charges_requiring_preconditions() -> Iterator[str]:
-    """The charge with each precondition a caller hands it (store/quota.py), and the probe of its refusal."""
-    for condition in (COMPLETED_BY_SQL,):
-        yield charge_requiring_sql(condition)
-        yield f"SELECT 1 AS holds WHERE {condition}"
-
-
-# Call sites that run a condition handed in by their caller, and what yields each shape they take.
-RUNS_HANDED_CONDITIONS: dict[str, Callable[[], Iterator[str]]] = {
-    "store/quota.py:charge_if_allowed": _charges_requiring_preconditions,
 }
 
 
@@ -151,7 +136,7 @@ def store_statements() -> tuple[list[Statement], set[str]]:
         calls.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
         statements += calls.statements
         built_at_run_time |= calls.built_at_run_time
-    for site, shapes in (BUILT_AT_RUN_TIME | RUNS_HANDED_CONDITIONS).items():
+    for site, shapes in BUILT_AT_RUN_TIME.items():
         statements += [Statement(site, sql) for sql in shapes()]
     return statements, built_at_run_time
 
