@@ -165,11 +165,31 @@ def register(server: Server) -> Api:
     return Api(server.base_url, response.json()["apiKey"])
 
 
+def _tab_state(browser: WebDriver) -> str:
+    """What the tab shows, for a failure message: its URL, title, load state and the start of its text."""
+    with contextlib.suppress(Exception):
+        state = browser.execute_script("return document.readyState")
+        text = browser.execute_script("return document.body ? document.body.innerText.slice(0, 300) : ''")
+        return f"url={browser.current_url!r} title={browser.title!r} readyState={state!r} text={text!r}"
+    return "unreadable tab"
+
+
 def sign_in(browser: WebDriver, api: Api) -> None:
     """Open the console and sign in with the key, as a person pasting it would."""
     browser.get(f"{api.base_url}/console")
     browser.execute_script("sessionStorage.clear()")
     browser.refresh()
-    visible(browser, "api-key").send_keys(api.key)
+    try:
+        field = visible(browser, "api-key")
+    except TimeoutException:
+        # Seen twice on a machine at load average ~5: a fresh Chromium's first page never showed the form.
+        # Opening the page again is what a person would do; a second failure reports what the tab shows.
+        first = _tab_state(browser)
+        browser.get(f"{api.base_url}/console")
+        try:
+            field = visible(browser, "api-key")
+        except TimeoutException:
+            raise AssertionError(f"the console never showed its sign-in form: {first} / {_tab_state(browser)}") from None
+    field.send_keys(api.key)
     browser.find_element("id", "sign-in").click()
     visible(browser, "workspace")
