@@ -189,7 +189,9 @@ def sign_in(browser: WebDriver, api: Api) -> None:
         try:
             field = visible(browser, "api-key")
         except TimeoutException:
-            raise AssertionError(f"the console never showed its sign-in form: {first} / {_tab_state(browser)}") from None
+            raise AssertionError(
+                f"the console never showed its sign-in form: {first} / {_tab_state(browser)}"
+            ) from None
     field.send_keys(api.key)
     browser.find_element("id", "sign-in").click()
     visible(browser, "workspace")
