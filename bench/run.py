@@ -305,6 +305,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="record each measured run of the OutputLayer servers with py-spy (pip install py-spy) into this "
         "directory as collapsed stacks (summarise them with bench/profile_summary.py); slows the servers down",
     )
+    add(
+        "--profile-idle",
+        action="store_true",
+        help="with --profile, also sample threads while they wait (py-spy --idle): wall-clock profiles "
+        "that show where the event loop blocks in a system call",
+    )
     add("--startup-timeout", type=float, default=90.0, help="seconds to wait for GET /health" + dflt)
     add("--stop-timeout", type=float, default=15.0, help="seconds from SIGTERM to SIGKILL" + dflt)
     add("--wrk", default="wrk", help="wrk executable" + dflt)
@@ -864,7 +870,10 @@ class Bench:
             upload = self.scenarios["upload-accounts" if scenario.accounts else "upload"]
             fill_seconds = math.ceil((needed - len(outputs)) / max(target.upload_rate, 50.0) * 1.2)
             print(f"[bench]   {target.label}: uploading for {fill_seconds}s to have {needed} outputs to delete")
-            run_wrk(self.args, load_for(target, upload, self.args, self.body, None), fill_seconds, "delete supply")
+            fill = load_for(target, upload, self.args, self.body, None)
+            filled = run_wrk(self.args, fill, fill_seconds, "delete supply")
+            # A delete-only run has measured no upload yet: size the next fill by this one's rate, not the floor.
+            target.upload_rate = target.upload_rate or rate_of(filled)
             outputs = live_outputs(target.base_url, keys)
         ids_file.write_text("".join(f"{number} {output_id}\n" for number, output_id in outputs))
         return len(outputs)
@@ -897,6 +906,7 @@ class Bench:
             f"{stem}.txt",
             "--duration",
             str(self.args.duration),
+            *(["--idle"] if self.args.profile_idle else []),
         ]
         with open(f"{stem}.log", "wb") as log:
             spy = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
