@@ -50,7 +50,7 @@ from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
 from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
-from store.sqlite_checkpoints import WAL_FRAMES_BOUND, WalCheckpointer
+from store.sqlite_checkpoints import WalCheckpointer
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -213,8 +213,6 @@ def _open_sqlite_writer(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Con
     """A connection for write transactions; its commits never checkpoint (:mod:`store.sqlite_checkpoints`)."""
     connection = _open_sqlite(path, busy_timeout_ms)
     connection.execute("PRAGMA wal_autocheckpoint=0")
-    # The WAL file shrinks back to this when a write starts it over (store/sqlite_checkpoints.py).
-    connection.execute(f"PRAGMA journal_size_limit={WAL_FRAMES_BOUND * 4096}")
     return connection
 
 
@@ -257,7 +255,7 @@ class SqliteDatabase:
         # Held by whichever of this process's write connections is in a transaction.
         self._write_lock = threading.Lock()
         self._write_limiter = anyio.CapacityLimiter(1)
-        self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path), pause_writes=self._write_lock)
+        self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path))
         self._names = ColumnNames()
 
     async def read(self, work: Callable[[Tx], T]) -> T:

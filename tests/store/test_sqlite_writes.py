@@ -15,7 +15,7 @@ import pytest
 
 from store import Database, StoreError, migrate, open_database
 from store.db import Tx
-from store.sqlite_checkpoints import COMMITS_PER_CHECKPOINT, WAL_FRAMES_BOUND, WalCheckpointer
+from store.sqlite_checkpoints import COMMITS_PER_CHECKPOINT
 
 pytestmark = pytest.mark.anyio
 
@@ -116,55 +116,3 @@ async def test_a_failed_write_on_the_loop_leaves_nothing_and_the_next_one_lands(
     assert events(db) == 0
     assert await db.write(record_thread) == threading.get_ident()
     assert events(db) == 1
-
-
-class _CountingLock:
-    """A lock that counts how often the checkpoint held this process's writes."""
-
-    def __init__(self) -> None:
-        self.held = 0
-
-    def __enter__(self) -> None:
-        self.held += 1
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _wal_frames(connection: sqlite3.Connection, commits: int) -> None:
-    for number in range(commits):
-        connection.execute("INSERT INTO rate_events (bucket, at) VALUES ('frames', ?)", (number,))
-
-
-@pytest.mark.parametrize(("commits", "held"), [(5, 0), (40, 1)])
-def test_a_wal_past_its_bound_is_copied_whole_with_writes_held(path: Path, commits: int, held: int) -> None:
-    """A checkpoint that leaves more than the bound of frames behind copies the rest with this process's
-    writes held, so it completes and the next write starts the WAL over (it shrinks to its size limit)."""
-    url = f"sqlite:///{path}"
-    migrate(url)
-    writer = sqlite3.connect(path, isolation_level=None)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("PRAGMA wal_autocheckpoint=0")
-    writer.execute("PRAGMA journal_size_limit=0")
-    lock = _CountingLock()
-    checkpointer = WalCheckpointer(lambda: sqlite3.connect(path), pause_writes=lock, frames_bound=20)
-    checkpoint = sqlite3.connect(path)
-    try:
-        _wal_frames(writer, commits)
-        checkpointer._checkpoint(checkpoint)
-        assert lock.held == held
-        _wal_frames(writer, 1)
-        frames = checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
-        assert frames <= 2  # started over: only the last write's frames
-    finally:
-        checkpoint.close()
-        writer.close()
-
-
-async def test_a_steady_write_load_keeps_the_wal_bounded(db: Database, path: Path) -> None:
-    """20,000 writes in a row (two pages each: ~160 MB of WAL when nothing bounds it) leave a WAL of at most
-    a few times its bound; the checkpoint thread keeps up while the writes go on."""
-    for _ in range(20_000):
-        await db.write(record_thread)
-    wal = path.with_name(path.name + "-wal")
-    assert wal.stat().st_size <= 4 * WAL_FRAMES_BOUND * 4096
