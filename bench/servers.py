@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import ctypes
 import importlib.util
+import io
 import json
 import os
 import pwd
@@ -469,6 +470,9 @@ def start_s3(base_dir: Path, bucket: str = "outputlayer-test") -> S3Server:
     return server
 
 
+READY_PROBE_KEY = ".outputlayer-ready-probe"
+
+
 def _s3_ready(endpoint: str, access_key: str, secret_key: str, bucket: str) -> bool:
     # A signed request proves the gateway, the filer behind it and the credentials are all up;
     # weed's own -bucket flag creates the bucket only after S3 already answers, so do it here.
@@ -481,6 +485,10 @@ def _s3_ready(endpoint: str, access_key: str, secret_key: str, bucket: str) -> b
     try:
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
+        # A restarted weed answers requests before its volumes take writes again (a loaded machine showed
+        # a write failing just after): ready means an object can be stored (and is removed again).
+        client.put_object(bucket, READY_PROBE_KEY, io.BytesIO(b"ok"), 2)
+        client.remove_object(bucket, READY_PROBE_KEY)
         return True
     except (minio.error.MinioException, urllib3.exceptions.HTTPError, OSError):
         return False
