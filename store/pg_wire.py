@@ -21,7 +21,7 @@ so PostgreSQL reads it as it reads a quoted literal: as the type the statement n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection, errors, pq
@@ -279,23 +279,23 @@ class Wire:
 
     async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        fd = self._pgconn.socket
-        loop.add_reader(fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+        await self._socket_ready(loop.add_reader, loop.remove_reader)
 
     async def _writable(self) -> None:
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+        await self._socket_ready(loop.add_writer, loop.remove_writer)
+
+    async def _socket_ready(
+        self, watch: Callable[[int, Callable[..., None], Any], object], unwatch: Callable[[int], object]
+    ) -> None:
+        """Wait until the socket is ready as ``watch`` (the loop's add_reader or add_writer) watches it."""
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fd = self._pgconn.socket
-        loop.add_writer(fd, _wake, ready)
+        watch(fd, _wake, ready)
         try:
             await ready
         finally:
-            loop.remove_writer(fd)
+            unwatch(fd)
 
     # --- rows -----------------------------------------------------------------------------
 
