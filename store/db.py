@@ -71,10 +71,13 @@ class Tx(Protocol):
 
     dialect: str
 
-    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False, required: bool = False) -> Row | None:
         """The first row, or None. ``last=True`` marks the unit's final statement: the transaction
         commits with it (on PostgreSQL the COMMIT leaves in the same round trip), so the unit runs
-        nothing after it, and raising afterwards does not undo it."""
+        nothing after it, and raising afterwards does not undo it. ``required=True``: a statement that
+        must answer a row (at most one; ``UPDATE … RETURNING`` or a ``SELECT``); when it answers none,
+        :class:`RowMissing` is raised and nothing of the unit commits, even with ``last=True`` (on
+        PostgreSQL the statement then fails inside the database, so the COMMIT sent with it rolls back)."""
         ...
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
@@ -131,6 +134,10 @@ class Database(Protocol):
 ACCOUNT_COLUMNS = column_list(AccountRow)
 
 
+class RowMissing(Exception):
+    """A statement sent with ``required=True`` answered no row; its unit committed nothing."""
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 
@@ -146,11 +153,13 @@ class _SqliteTx:
         self._in_transaction = in_transaction
         self.committed = False
 
-    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False, required: bool = False) -> Row | None:
         self._check_open()
         cursor = self._connection.execute(sql, params)
         row = cursor.fetchone()
         answer = None if row is None else dict(zip(self._names.of(sql, cursor), row, strict=True))
+        if required and answer is None:
+            raise RowMissing  # before any COMMIT: the unit's transaction rolls back
         if last:
             self._commit_now()
         return answer
@@ -357,15 +366,26 @@ def _numbered_sql(sql: str) -> str:
     return pieces[0] + "".join(f"${number}{piece}" for number, piece in enumerate(pieces[1:], start=1))
 
 
+@functools.lru_cache(maxsize=64)
+def _required_sql(sql: str) -> str:
+    """``sql`` made to fail inside PostgreSQL when it answers no row, so a COMMIT pipelined after it rolls
+    the transaction back (a check in Python would come a round trip too late). The guard names no column
+    of the answer, so it is a one-time filter evaluated once whatever the answer holds, and counting no
+    row divides by zero (SQLSTATE 22012, read back as :class:`RowMissing`)."""
+    return f"WITH answer AS ({sql}) SELECT * FROM answer WHERE 1 / (SELECT count(*) FROM answer) >= 0"
+
+
 class _PostgresTx:
     dialect = "postgresql"
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
-    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False, required: bool = False) -> Row | None:
         cursor = self._connection.execute(_psycopg_sql(sql), params, prepare=True)
         row: Row | None = cursor.fetchone()
+        if required and row is None:
+            raise RowMissing  # the connection's transaction block rolls back
         return row
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
@@ -395,9 +415,19 @@ class _BridgedPostgresTx:
         self._in_transaction = in_transaction
         self._committed = False
 
-    def one(self, sql: str, params: Params = (), *, last: bool = False) -> Row | None:
+    def one(self, sql: str, params: Params = (), *, last: bool = False, required: bool = False) -> Row | None:
         self._check_open(last)
-        return await_bridged(self._wire.one(_numbered_sql(sql), params, last=last))
+        if not required:
+            return await_bridged(self._wire.one(_numbered_sql(sql), params, last=last))
+        from psycopg.errors import DivisionByZero
+
+        try:
+            row = await_bridged(self._wire.one(_required_sql(_numbered_sql(sql)), params, last=last))
+        except DivisionByZero:
+            raise RowMissing from None
+        if row is None:
+            raise RowMissing
+        return row
 
     def all(self, sql: str, params: Params = (), *, prepare: bool = True) -> list[Row]:
         self._check_open(False)

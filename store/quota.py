@@ -7,15 +7,21 @@ back goes through these functions, so the storage invariant (SPEC section 7) has
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from store.accounts import gone_account
-from store.db import ACCOUNT_COLUMNS
+from store.accounts import gone_account, load_account
+from store.db import ACCOUNT_COLUMNS, RowMissing
 from store.errors import StoreError
 
 if TYPE_CHECKING:
     from store.accounts import Account
     from store.db import Tx
+    from store.service import ArtifactService
+
+T = TypeVar("T")
+# How a charged unit charges: called as its last statement with the transaction, the account and the size.
+Charge = Callable[["Tx", "Account", int], "Account"]
 
 
 def check_quota(account: Account, size: int) -> None:
@@ -74,6 +80,29 @@ def charge_if_allowed(tx: Tx, account: Account, size: int) -> Account:
     check_quota(locked, size)
     # Allowed after all (a grant committed between the two statements): the row is locked now.
     return charge_upload(tx, locked, size)
+
+
+def charge_with_commit(tx: Tx, account: Account, size: int) -> Account:
+    """Check and charge an upload of ``size`` bytes as the unit's last statement, sent with its COMMIT (one
+    round trip fewer than :func:`charge_if_allowed`, and the row lock held only while PostgreSQL commits);
+    the account after. A refusal raises :class:`~store.db.RowMissing` and nothing of the unit commits:
+    :func:`write_charged` names it."""
+    row = tx.one(_CHARGE_IF_ALLOWED_SQL, (size, account.id, size), last=True, required=True)
+    assert row is not None  # required=True raises instead of answering None
+    return type(account).from_row(row)
+
+
+async def write_charged(service: ArtifactService, account: Account, size: int, unit: Callable[[Tx, Charge], T]) -> T:
+    """Run the write ``unit``, which ends with ``charge(tx, account, size)``: first charging with the
+    COMMIT (:func:`charge_with_commit`). A refusal reads the account once to say why (``quota_exhausted``
+    or ``storage_limit_reached``); when the account allows it after all (a grant committed between the
+    two), the unit runs once more, charging the row-locking way (:func:`charge_if_allowed`)."""
+    try:
+        return await service.db.write(lambda tx: unit(tx, charge_with_commit))
+    except RowMissing:
+        pass
+    check_quota(await load_account(service, account.id), size)
+    return await service.db.write(lambda tx: unit(tx, charge_if_allowed))
 
 
 def give_back_storage(tx: Tx, account_id: str, size: int, *, last: bool = False) -> dict[str, Any] | None:

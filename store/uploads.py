@@ -35,7 +35,7 @@ from store.idempotency import Claim
 from store.limits import HEARTBEATS_PER_STALE_PERIOD, JSON_BODY_LIMIT
 from store.outputs import blob_key
 from store.plans import max_upload_bytes
-from store.quota import charge_if_allowed
+from store.quota import Charge, write_charged
 from store.schemas import CreateOutput
 from store.validation import (
     FORM_FIELDS,
@@ -304,7 +304,7 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
     size = session.size
     now = service.clock.now_ms()
 
-    def settle(tx: Tx) -> tuple[dict[str, Any], Account]:
+    def settle(tx: Tx, charge: Charge) -> tuple[dict[str, Any], Account]:
         row = {
             "id": output_id,
             "account_id": account.id,
@@ -326,10 +326,10 @@ async def _settle(session: UploadSession, fields: CheckedFields, digest: str, fp
         _insert_output(tx, row)
         idempotency.complete(tx, account.id, session.key, output_id, fp, now)
         # Last, so the account row is locked only from the charge to the commit; a refusal rolls all back.
-        after = charge_if_allowed(tx, account, size)
+        after = charge(tx, account, size)
         return render_output(row, now, service.urls), after
 
-    body, after = await service.db.write(settle)
+    body, after = await write_charged(service, account, size, settle)
     return UploadResult(body, False, after)
 
 

@@ -1,6 +1,7 @@
 """Units of work on both databases: a unit commits as a whole or not at all, its last statement commits it,
-a deferred write fails the unit that sent it; on PostgreSQL the connection a failed or cancelled unit used
-serves the next unit correctly (statements go through libpq directly, store/pg_wire.py)."""
+a deferred write fails the unit that sent it, a required statement answering no row commits nothing; on
+PostgreSQL the connection a failed or cancelled unit used serves the next unit correctly (statements go
+through libpq directly, store/pg_wire.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ import psycopg
 import pytest
 
 from store import ArtifactService, StoreError
-from store.db import PostgresDatabase, Tx
+from store.db import PostgresDatabase, RowMissing, Tx
 from tests.factories import register
 
 pytestmark = pytest.mark.anyio
 
 FREE_OF = "SELECT free_remaining FROM accounts WHERE id = ?"
 SET_FREE = "UPDATE accounts SET free_remaining = ? WHERE id = ?"
+SET_FREE_RETURNING = (
+    "UPDATE accounts SET free_remaining = ? WHERE id = ? AND free_remaining >= ? RETURNING free_remaining"
+)
 # Generous: a pooled connection is handed over at once, but the machine may be at load average 10.
 DEADLINE_SECONDS = 60.0
 
@@ -116,6 +120,89 @@ async def test_a_failing_last_statement_undoes_the_unit(service: ArtifactService
     with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
         await service.db.write(unit)
     assert await _free(service, account.id) == before
+
+
+async def test_a_required_last_statement_answering_a_row_commits_the_unit(service: ArtifactService) -> None:
+    account = await register(service)
+
+    def unit(tx: Tx) -> int:
+        tx.defer(SET_FREE, (20, account.id))
+        row = tx.one(SET_FREE_RETURNING, (21, account.id, 0), last=True, required=True)
+        assert row is not None
+        return int(row["free_remaining"])
+
+    assert await service.db.write(unit) == 21
+    assert await _free(service, account.id) == 21
+
+
+async def test_a_required_last_statement_answering_no_row_commits_nothing(service: ArtifactService) -> None:
+    account = await register(service)
+    before = await _free(service, account.id)
+    for _ in range(3):  # the pool may hand out the same connection each time: it serves on
+
+        def unit(tx: Tx) -> None:
+            tx.execute(SET_FREE, (before + 1, account.id))
+            tx.defer(SET_FREE, (before + 2, account.id))
+            # The guard fails: no row has that many free uploads.
+            tx.one(SET_FREE_RETURNING, (before + 3, account.id, 10**9), last=True, required=True)
+
+        with pytest.raises(RowMissing):
+            await service.db.write(unit)
+        assert await _free(service, account.id) == before
+    await service.db.write(lambda tx: tx.one(SET_FREE_RETURNING, (7, account.id, 0), last=True, required=True))
+    assert await _free(service, account.id) == 7
+
+
+async def test_a_required_statement_answering_no_row_fails_the_unit_before_its_end(service: ArtifactService) -> None:
+    account = await register(service)
+    before = await _free(service, account.id)
+
+    def unit(tx: Tx) -> None:
+        tx.execute(SET_FREE, (before + 1, account.id))
+        tx.one(FREE_OF, ("no-such-account",), required=True)
+
+    with pytest.raises(RowMissing):
+        await service.db.write(unit)
+    assert await _free(service, account.id) == before
+
+
+async def test_a_required_statement_whose_backend_is_killed_fails_that_unit_only(
+    service: ArtifactService, backend: str
+) -> None:
+    if not backend.startswith("postgres"):
+        pytest.skip("PostgreSQL backends only")
+    account = await register(service)
+
+    def suicidal(tx: Tx) -> None:
+        tx.execute(SET_FREE, (65, account.id))
+        tx.one("SELECT pg_terminate_backend(pg_backend_pid()) AS gone", last=True, required=True)
+
+    with pytest.raises(StoreError) as raised:
+        await service.db.write(suicidal)
+    assert raised.value.code == "service_unavailable"
+    assert await asyncio.wait_for(_free(service, account.id), DEADLINE_SECONDS) != 65
+    await service.db.write(lambda tx: tx.one(SET_FREE_RETURNING, (66, account.id, 0), last=True, required=True))
+    assert await _free(service, account.id) == 66
+
+
+async def test_a_unit_cancelled_in_its_required_last_statement_commits_nothing(
+    service: ArtifactService, backend: str
+) -> None:
+    if not backend.startswith("postgres"):
+        pytest.skip("SQLite statements run inline: nothing can be cancelled half-way")
+    account = await register(service)
+
+    def slow(tx: Tx) -> None:
+        tx.defer(SET_FREE, (78, account.id))
+        tx.one("SELECT pg_sleep(30) AS slept", last=True, required=True)
+
+    task = asyncio.ensure_future(service.db.write(slow))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    answers = await asyncio.wait_for(asyncio.gather(*(_free(service, account.id) for _ in range(12))), DEADLINE_SECONDS)
+    assert set(answers) == {answers[0]} and answers[0] != 78
 
 
 async def test_values_round_trip_through_parameters_and_rows(service: ArtifactService) -> None:

@@ -45,14 +45,19 @@ class FaultyDatabase:
     async def write(self, work: Callable[[Tx], T]) -> T:
         def fail_at_commit(tx: Tx) -> T:
             before = _ready_rows(tx)
-            watched = _EndWatcher(tx)
+
+            def commit_fails() -> None:
+                if _ready_rows(tx) > before:
+                    try:
+                        self._fault.fire("commit")
+                    except OSError as exc:
+                        raise StoreError("service_unavailable", "The database is temporarily unavailable.") from exc
+
+            # A unit ending with its last statement commits with it: the fault strikes before that one leaves.
+            watched = _EndWatcher(tx, commit_fails)
             result = work(watched)  # type: ignore[arg-type]
-            # A unit that ended with its last statement has committed already: nothing left to fail.
-            if not watched.ended and _ready_rows(tx) > before:
-                try:
-                    self._fault.fire("commit")
-                except OSError as exc:
-                    raise StoreError("service_unavailable", "The database is temporarily unavailable.") from exc
+            if not watched.ended:
+                commit_fails()
             return result
 
         return await self._inner.write(fail_at_commit)
@@ -62,19 +67,26 @@ class FaultyDatabase:
 
 
 class _EndWatcher:
-    """A transaction that notes whether the unit ended it with its last statement (``last=True``)."""
+    """A transaction that notes whether the unit ended it with its last statement (``last=True``), and
+    runs ``before_commit`` before that statement leaves."""
 
-    def __init__(self, tx: Tx) -> None:
+    def __init__(self, tx: Tx, before_commit: Callable[[], None]) -> None:
         self._tx = tx
+        self._before_commit = before_commit
         self.ended = False
 
-    def one(self, sql: str, params: Any = (), *, last: bool = False) -> Any:
-        self.ended = self.ended or last
-        return self._tx.one(sql, params, last=last)
+    def one(self, sql: str, params: Any = (), *, last: bool = False, required: bool = False) -> Any:
+        self._ending(last)
+        return self._tx.one(sql, params, last=last, required=required)
 
     def execute(self, sql: str, params: Any = (), *, last: bool = False) -> int:
-        self.ended = self.ended or last
+        self._ending(last)
         return self._tx.execute(sql, params, last=last)
+
+    def _ending(self, last: bool) -> None:
+        if last:
+            self._before_commit()
+            self.ended = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)

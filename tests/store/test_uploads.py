@@ -408,6 +408,61 @@ async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: 
     assert service.check().problems == []
 
 
+class _GrantBeforeNextRead:
+    """The real database; ``arm`` commits a grant just before its next read (between a settle's refused
+    charge and the read that names the refusal: a purchase landing at that instant)."""
+
+    def __init__(self, service: ArtifactService) -> None:
+        self._service = service
+        self._inner = service.db
+        self._account_id: str | None = None
+
+    def arm(self, account_id: str) -> None:
+        self._account_id = account_id
+
+    async def read(self, work: Any) -> Any:
+        if self._account_id is not None:
+            account_id, self._account_id = self._account_id, None
+            self._service.grant(account_id, credits=1, storage_bytes=0)
+        return await self._inner.read(work)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.anyio
+@overrides(free_uploads=1)
+async def test_a_grant_landing_after_a_refused_charge_lets_the_settle_through_once_more(
+    settings: Settings, service: ArtifactService, clock: ManualClock
+) -> None:
+    """The settle's charge is refused (the last unit went to a concurrent upload), then a credit is
+    granted before the refusal is named: the settle runs again and charges the credit, once."""
+    granting = _GrantBeforeNextRead(service)
+    racing = ArtifactService(settings, granting, service.blobs, clock=clock)  # type: ignore[arg-type]
+    account = await register(racing)
+    first = await racing.begin_upload(account, "k1")
+    second = await racing.begin_upload(account, "k2")
+    async with first:
+        first.set_fields({"mimeType": "text/plain"})
+        await first.write(b"first")
+        await first.finish()
+    async with second:
+        second.set_fields({"mimeType": "text/plain"})
+        await second.write(b"second")
+        granting.arm(account.id)
+        result = await second.finish()
+    assert (result.replayed, result.account.free_remaining, result.account.credits_remaining) == (False, 0, 0)
+    after = await service.account(account.id)
+    assert (after.free_remaining, after.credits_remaining, after.storage_used_bytes) == (0, 0, len(b"firstsecond"))
+    assert [o["status"] for o in outputs(service, account)] == ["ready", "ready"]
+    assert sorted((s["key"], s["state"]) for s in slots(service, account)) == [
+        ("k1", "completed"),
+        ("k2", "completed"),
+    ]
+    assert len(blob_keys(service)) == 2
+    assert service.check().problems == []
+
+
 @pytest.mark.anyio
 async def test_an_upload_whose_slot_was_reclaimed_is_refused_at_settle_without_charge(
     service: ArtifactService, clock: ManualClock
