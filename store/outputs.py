@@ -201,16 +201,13 @@ def _delete_unready(tx: Tx, account: Account, output_id: str, now: int) -> dict[
 
 
 async def delete_blob(service: ArtifactService, output_id: str, key: str) -> None:
-    """Remove a blob, then forget its key; a failure leaves the key for the sweeper to retry."""
+    """Remove a blob, then forget its key (in a statement shared with other deletes:
+    :mod:`store.blob_key_forgetting`); a failure leaves the key for the sweeper to retry."""
     try:
         await service.blobs.delete(key)
     except StoreError:
         return
-    await service.db.write(
-        lambda tx: tx.defer(
-            "UPDATE outputs SET blob_key = NULL WHERE id = ? AND status IN ('expired', 'deleted')", (output_id,)
-        )
-    )
+    await service.blob_keys.forget(output_id)
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

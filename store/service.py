@@ -12,6 +12,7 @@ from typing import Any
 from store import accounts, admin, lifecycle, listing, outputs, owned_reads, rate_families, ratelimit, sharing, uploads
 from store.accounts import Account
 from store.billing import Billing
+from store.blob_key_forgetting import BlobKeyForgetter
 from store.blobs import BlobStore
 from store.clock import Clock, SystemClock
 from store.db import Database, Tx
@@ -61,6 +62,7 @@ class ArtifactService:
         self.stale_slot_ms = settings.stale_upload_seconds * 1000
         self.billing = Billing(settings, db, self.clock, self.ids)
         self.rendered_items = RenderedItems()
+        self.blob_keys = BlobKeyForgetter(db)
 
     def close(self) -> None:
         self.db.close()
@@ -69,6 +71,7 @@ class ArtifactService:
     async def aclose(self) -> None:
         """Close from inside the event loop that ran the service (the lifespan's end, a command's last
         step): the database's async pool is closed on its own loop."""
+        await self.blob_keys.drain()
         await self.db.aclose()
         self.blobs.close()
 

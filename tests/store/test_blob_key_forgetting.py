@@ -1,0 +1,116 @@
+"""Forgetting removed blobs' keys (store/blob_key_forgetting.py), on both backends: forgettings that arrive
+together share one statement, a delete answers once its key is forgotten, and keys whose statement never
+committed (the database lost, the process gone) stay with their rows for the sweeper, the invariant intact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from store import Account, ArtifactService
+from store.blob_key_forgetting import MOST_KEYS_PER_STATEMENT, BlobKeyForgetter
+from store.db import Database, Tx
+from store.errors import service_unavailable
+from tests.factories import blob_keys, count, overrides, register, upload
+
+pytestmark = pytest.mark.anyio
+
+T = TypeVar("T")
+
+
+class CountingWrites:
+    """The real database, counting its write units."""
+
+    def __init__(self, inner: Database) -> None:
+        self._inner = inner
+        self.writes = 0
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        self.writes += 1
+        return await self._inner.write(work)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class Unreachable:
+    """A database whose writes all fail as an outage does (what a process dying before the write leaves)."""
+
+    async def write(self, work: Callable[[Tx], T]) -> T:
+        raise service_unavailable("database")
+
+
+def naming_keys(service: ArtifactService, account: Account) -> int:
+    """Gone outputs of the account whose rows still name a blob key."""
+    return count(service, "outputs", "account_id = ? AND status = 'deleted' AND blob_key IS NOT NULL", (account.id,))
+
+
+async def deleted_keeping_keys(service: ArtifactService, uploads: int) -> tuple[Account, list[str]]:
+    """An account whose ``uploads`` outputs were deleted, their blobs removed, their keys never forgotten."""
+    account = await register(service)
+    ids = [(await upload(service, account, f"k{n}", b"x" * (n + 1))).body["outputId"] for n in range(uploads)]
+    real = service.blob_keys
+    service.blob_keys = BlobKeyForgetter(Unreachable())  # type: ignore[arg-type]
+    try:
+        for output_id in ids:
+            assert (await service.delete_output(account, output_id))["status"] == "deleted"
+    finally:
+        service.blob_keys = real
+    return account, ids
+
+
+async def test_a_delete_whose_forgetting_fails_answers_and_leaves_its_key_to_the_sweeper(
+    service: ArtifactService,
+) -> None:
+    account, _ = await deleted_keeping_keys(service, 3)
+    assert naming_keys(service, account) == 3
+    assert blob_keys(service) == []
+    assert (await service.account(account.id)).storage_used_bytes == 0
+    assert service.check().problems == []
+    report = await service.sweep()
+    assert report.blobs_deleted == 3
+    assert naming_keys(service, account) == 0
+    assert service.check().problems == []
+
+
+@overrides(free_uploads=10)
+async def test_forgettings_arriving_together_share_one_statement(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 10)
+    counting = CountingWrites(service.db)
+    forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
+    await asyncio.gather(*(forgetter.forget(output_id) for output_id in ids))
+    assert counting.writes == 1
+    assert naming_keys(service, account) == 0
+
+
+async def test_more_forgettings_than_one_statement_takes_leave_in_several(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 2)
+    counting = CountingWrites(service.db)
+    forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
+    unknown = [f"out_unknown{n}" for n in range(MOST_KEYS_PER_STATEMENT)]
+    await asyncio.gather(*(forgetter.forget(output_id) for output_id in [*unknown, *ids]))
+    assert counting.writes == 2
+    assert naming_keys(service, account) == 0
+
+
+async def test_concurrent_deletes_answer_with_their_keys_forgotten(service: ArtifactService) -> None:
+    account = await register(service)
+    ids = [(await upload(service, account, f"k{n}", b"y" * 10)).body["outputId"] for n in range(5)]
+    bodies = await asyncio.gather(*(service.delete_output(account, output_id) for output_id in ids))
+    assert [body["status"] for body in bodies] == ["deleted"] * 5
+    assert naming_keys(service, account) == 0
+    assert blob_keys(service) == []
+    assert (await service.account(account.id)).storage_used_bytes == 0
+    assert service.check().problems == []
+
+
+async def test_a_closing_service_waits_for_the_statement_on_the_wire(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 1)
+    forgetting = asyncio.ensure_future(service.blob_keys.forget(ids[0]))
+    await asyncio.sleep(0)  # queued, its statement not sent yet
+    await service.blob_keys.drain()
+    assert forgetting.done()
+    assert naming_keys(service, account) == 0
