@@ -2,9 +2,9 @@
 
 A gone output's row keeps naming its blob until the blob is removed (a crash in between leaves a key the
 sweeper still finds, removes and forgets: ``store.lifecycle``). Forgetting is its own write after the
-removal, and under load every delete has one: here the forgettings that arrive while one is on the wire
-wait and leave together as the next one (``… WHERE id IN (…)``), so many deletes share one transaction
-and one round trip. Each caller still waits for the statement carrying its key, so once a delete answers
+removal, and under load every delete has one: here the forgettings that arrive while one statement is on
+the wire wait and leave together as the next one (``… WHERE id IN (…)``), so many deletes share one
+transaction and one round trip. Each caller still waits for the statement carrying its key, so once a delete answers
 its key is forgotten, as before. A failed statement is not the delete's failure (the blob is gone and
 the delete committed): its keys stay for the sweeper.
 """
@@ -29,11 +29,11 @@ MOST_KEYS_PER_STATEMENT = 64
 
 
 class BlobKeyForgetter:
-    """Forgets removed blobs' keys in shared statements, one batch in flight per event loop."""
+    """Forgets removed blobs' keys in shared statements, one statement on the wire per event loop."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        # One queue per event loop: its waiters' futures and the task sending its batches belong to it.
+        # One queue per event loop: its waiters' futures belong to it.
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = weakref.WeakKeyDictionary()
 
     async def forget(self, output_id: str) -> None:
@@ -52,45 +52,77 @@ class BlobKeyForgetter:
 
 
 class _Queue:
+    """The forgettings of one event loop. No task of its own: the caller that finds no statement on the
+    wire sends one at once (with nothing queued, forgetting costs what it did alone), and the first caller
+    queued behind a statement sends the next one, for everyone queued by then."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._waiting: list[tuple[str, asyncio.Future[None]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        # Each waiter's future answers True when that waiter is to send the next statement.
+        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
+        self._sending = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def forget(self, output_id: str) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((output_id, done))
-        if self._sender is None:
-            # Started on the loop's next turn: the forgettings of this turn join the first statement.
-            self._sender = asyncio.get_running_loop().create_task(self._send_while_waiting())
-        # Shielded: a cancelled caller leaves its key in the batch, which others may be waiting for.
-        await asyncio.shield(done)
-
-    async def _send_while_waiting(self) -> None:
+        if not self._sending:
+            self._start_sending()
+            await self._send([output_id], [])
+            return
+        turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((output_id, turn))
         try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:MOST_KEYS_PER_STATEMENT], self._waiting[MOST_KEYS_PER_STATEMENT:]
-                ids = [output_id for output_id, _ in batch]
-                try:
-                    await self._db.write(functools.partial(forget_keys, output_ids=ids))
-                except StoreError as exc:
-                    log.warning("blob keys left for the sweeper: %s", exc.message)
-                except Exception:  # the sender serves every later delete: it must outlive a bad statement
-                    log.exception("blob keys left for the sweeper")
-                finally:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
+            mine = await asyncio.shield(turn)
+        except asyncio.CancelledError:
+            self._leave(output_id, turn)
+            raise
+        if mine:
+            batch, self._waiting = (
+                self._waiting[: MOST_KEYS_PER_STATEMENT - 1],
+                self._waiting[MOST_KEYS_PER_STATEMENT - 1 :],
+            )
+            await self._send([output_id, *(queued for queued, _ in batch)], [done for _, done in batch])
+
+    def _start_sending(self) -> None:
+        self._sending = True
+        self._idle.clear()
+
+    async def _send(self, output_ids: list[str], others: list[asyncio.Future[bool]]) -> None:
+        try:
+            await self._db.write(functools.partial(forget_keys, output_ids=output_ids))
+        except StoreError as exc:
+            log.warning("blob keys left for the sweeper: %s", exc.message)
+        except Exception:  # a delete has committed and its blob is gone: a bad statement is not its failure
+            log.exception("blob keys left for the sweeper")
         finally:
-            self._sender = None
-            for _, done in self._waiting:  # cancelled with the loop: nobody waits forever
-                if not done.done():
-                    done.set_result(None)
-            self._waiting = []
+            for done in others:
+                _answer(done, False)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The statement ended: the first caller queued sends the next one, or nothing is on the wire."""
+        if self._waiting:
+            _, turn = self._waiting.pop(0)
+            _answer(turn, True)
+            return
+        self._sending = False
+        self._idle.set()
+
+    def _leave(self, output_id: str, turn: asyncio.Future[bool]) -> None:
+        """A cancelled caller: out of the queue, or, when it was to send the next statement, hands that on
+        (its key is left for the sweeper when nobody sends it)."""
+        if (output_id, turn) in self._waiting:
+            self._waiting.remove((output_id, turn))
+        elif turn.done() and turn.result():
+            self._hand_over()
 
     async def drain(self) -> None:
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        await self._idle.wait()
+
+
+def _answer(turn: asyncio.Future[bool], mine: bool) -> None:
+    if not turn.done():
+        turn.set_result(mine)
 
 
 def forget_keys(tx: Tx, output_ids: list[str]) -> int:

@@ -22,14 +22,18 @@ T = TypeVar("T")
 
 
 class CountingWrites:
-    """The real database, counting its write units."""
+    """The real database, counting its write units; the first waits for ``on_the_wire`` to be set (a
+    statement that takes its time on the wire)."""
 
     def __init__(self, inner: Database) -> None:
         self._inner = inner
         self.writes = 0
+        self.on_the_wire = asyncio.Event()
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         self.writes += 1
+        if self.writes == 1:
+            await self.on_the_wire.wait()
         return await self._inner.write(work)
 
     def __getattr__(self, name: str) -> Any:
@@ -81,8 +85,11 @@ async def test_forgettings_arriving_together_share_one_statement(service: Artifa
     account, ids = await deleted_keeping_keys(service, 10)
     counting = CountingWrites(service.db)
     forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
-    await asyncio.gather(*(forgetter.forget(output_id) for output_id in ids))
-    assert counting.writes == 1
+    forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in ids]
+    await asyncio.sleep(0)  # one turn of the loop: the first one's statement is on the wire, the rest queued
+    counting.on_the_wire.set()
+    await asyncio.gather(*forgetting)
+    assert counting.writes == 2
     assert naming_keys(service, account) == 0
 
 
@@ -91,8 +98,12 @@ async def test_more_forgettings_than_one_statement_takes_leave_in_several(servic
     counting = CountingWrites(service.db)
     forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
     unknown = [f"out_unknown{n}" for n in range(MOST_KEYS_PER_STATEMENT)]
-    await asyncio.gather(*(forgetter.forget(output_id) for output_id in [*unknown, *ids]))
-    assert counting.writes == 2
+    forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in [*unknown, *ids]]
+    await asyncio.sleep(0)
+    counting.on_the_wire.set()
+    await asyncio.gather(*forgetting)
+    # The first alone, then the most one statement takes, then the one left.
+    assert counting.writes == 3
     assert naming_keys(service, account) == 0
 
 
@@ -107,10 +118,29 @@ async def test_concurrent_deletes_answer_with_their_keys_forgotten(service: Arti
     assert service.check().problems == []
 
 
-async def test_a_closing_service_waits_for_the_statement_on_the_wire(service: ArtifactService) -> None:
-    account, ids = await deleted_keeping_keys(service, 1)
-    forgetting = asyncio.ensure_future(service.blob_keys.forget(ids[0]))
-    await asyncio.sleep(0)  # queued, its statement not sent yet
-    await service.blob_keys.drain()
-    assert forgetting.done()
+async def test_draining_waits_for_the_statements_on_the_wire_and_queued(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 2)
+    counting = CountingWrites(service.db)
+    forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
+    forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in ids]
+    await asyncio.sleep(0)
+    draining = asyncio.ensure_future(forgetter.drain())
+    counting.on_the_wire.set()
+    await draining
+    assert all(task.done() for task in forgetting)
+    assert naming_keys(service, account) == 0
+
+
+async def test_a_cancelled_forgetting_does_not_stall_the_ones_queued_behind_it(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 3)
+    counting = CountingWrites(service.db)
+    forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
+    forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in ids]
+    await asyncio.sleep(0)
+    forgetting[1].cancel()  # the one that would send the next statement
+    counting.on_the_wire.set()
+    outcomes = await asyncio.gather(*forgetting, return_exceptions=True)
+    assert [isinstance(outcome, asyncio.CancelledError) for outcome in outcomes] == [False, True, False]
+    assert naming_keys(service, account) == 1  # the cancelled one's key, for the sweeper
+    assert (await service.sweep()).blobs_deleted == 1
     assert naming_keys(service, account) == 0
