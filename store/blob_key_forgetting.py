@@ -130,11 +130,15 @@ def forget_keys(tx: Tx, output_ids: list[str]) -> int:
     The id list is padded to a power of two with its own last id, so a few statement texts serve every
     batch (each is prepared once per connection on PostgreSQL)."""
     padded = [*output_ids, *[output_ids[-1]] * (_bucket(len(output_ids)) - len(output_ids))]
-    return tx.execute(
-        f"UPDATE outputs SET blob_key = NULL WHERE id IN ({', '.join('?' * len(padded))}) "
-        "AND status IN ('expired', 'deleted')",
-        padded,
-        last=True,
+    return tx.execute(forget_keys_sql(len(padded)), padded, last=True)
+
+
+@functools.lru_cache(maxsize=16)
+def forget_keys_sql(count: int) -> str:
+    """The statement forgetting the keys of ``count`` gone outputs."""
+    return (
+        f"UPDATE outputs SET blob_key = NULL WHERE id IN ({', '.join('?' * count)}) "
+        "AND status IN ('expired', 'deleted')"
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from store.blob_key_forgetting import MOST_KEYS_PER_STATEMENT, forget_keys_sql
 from store.listing import _page_query
 from store.models import SCHEMA_METADATA
 from store.views import OUTPUT_COLUMNS
@@ -54,10 +55,17 @@ def _rendered_rows_queries() -> Iterator[str]:
         yield f"SELECT {OUTPUT_COLUMNS} FROM outputs WHERE account_id = ? AND id IN ({', '.join('?' * count)})"
 
 
+def _forget_keys_queries() -> Iterator[str]:
+    """Forgetting removed blobs' keys (store/blob_key_forgetting.py): one id to the most one statement takes."""
+    for count in (1, 2, MOST_KEYS_PER_STATEMENT):
+        yield forget_keys_sql(count)
+
+
 # Call sites whose text is built at run time ("file:function"), and what yields each of its shapes.
 BUILT_AT_RUN_TIME: dict[str, Callable[[], Iterator[str]]] = {
     "store/listing.py:read_page": _page_queries,
     "store/listing.py:_render_rows": _rendered_rows_queries,
+    "store/blob_key_forgetting.py:forget_keys": _forget_keys_queries,
 }
 
 
