@@ -4,9 +4,9 @@ A gone output's row keeps naming its blob until the blob is removed (a crash in 
 sweeper still finds, removes and forgets: ``store.lifecycle``). Forgetting is its own write after the
 removal, and under load every delete has one: here the forgettings that arrive while one statement is on
 the wire wait and leave together as the next one (``… WHERE id IN (…)``), so many deletes share one
-transaction and one round trip. Each caller still waits for the statement carrying its key, so once a delete answers
-its key is forgotten, as before. A failed statement is not the delete's failure (the blob is gone and
-the delete committed): its keys stay for the sweeper.
+transaction and one round trip. Each caller still waits for the statement carrying its key, so once a
+delete answers its key is forgotten, as before. A failed statement is not the delete's failure (the blob
+is gone and the delete committed): its keys stay for the sweeper.
 """
 
 from __future__ import annotations
