@@ -51,7 +51,7 @@ from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
 from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
-from store.sqlite_checkpoints import WAL_FRAMES_BOUND, WalCheckpointer, WriteGate
+from store.sqlite_checkpoints import LIMIT_WAL_FILE, WalCheckpointer, WriteGate
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -214,8 +214,7 @@ def _open_sqlite_writer(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Con
     """A connection for write transactions; its commits never checkpoint (:mod:`store.sqlite_checkpoints`)."""
     connection = _open_sqlite(path, busy_timeout_ms)
     connection.execute("PRAGMA wal_autocheckpoint=0")
-    # A write that starts the WAL over truncates the file back to this (store/sqlite_checkpoints.py).
-    connection.execute(f"PRAGMA journal_size_limit={WAL_FRAMES_BOUND * 4096}")
+    connection.execute(LIMIT_WAL_FILE)
     return connection
 
 

@@ -32,6 +32,8 @@ log = logging.getLogger("outputlayer.store")
 COMMITS_PER_CHECKPOINT = 256
 # The WAL frames past which a checkpoint completes with this process's writes held: 16 MiB of 4 KiB pages.
 WAL_FRAMES_BOUND = 4096
+# Set on the write connections: a commit that starts the WAL over truncates the file back to the bound.
+LIMIT_WAL_FILE = f"PRAGMA journal_size_limit={WAL_FRAMES_BOUND * 4096}"
 
 
 class WriteGate:
