@@ -106,7 +106,8 @@ def _release(waiter: asyncio.Future[None]) -> None:
 
 class WalCheckpointer:
     """Runs a PASSIVE checkpoint in its own thread after every :data:`COMMITS_PER_CHECKPOINT` commits;
-    past ``frames_bound`` frames, completes it with this process's writes held (``gate``)."""
+    past ``frames_bound`` frames, completes it with this process's writes held (``gate``), and, should
+    that not start the WAL over, asks again only once the WAL has doubled."""
 
     def __init__(
         self,
@@ -120,6 +121,8 @@ class WalCheckpointer:
         self._every = every
         self._gate = gate
         self._frames_bound = frames_bound
+        # The WAL's frames past which the next quiet moment is asked for (see _checkpoint).
+        self._quiet_past = frames_bound
         self._commits = 0
         self._due = threading.Event()
         self._stopping = False
@@ -155,7 +158,12 @@ class WalCheckpointer:
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:
             _busy, wal_frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if self._gate is not None and wal_frames > self._frames_bound:
+            if wal_frames <= self._frames_bound:
+                self._quiet_past = self._frames_bound  # the WAL started over since the last quiet moment
+            elif self._gate is not None and wal_frames > self._quiet_past:
+                # Another process that keeps writing (or reading an old snapshot) can keep a quiet moment
+                # from starting the WAL over; then the next one waits for twice the WAL, not 256 commits.
+                self._quiet_past = 2 * wal_frames
                 # Only the frames committed during the pass above are left: the quiet moment is short.
                 with self._gate.quiet():
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -15,7 +15,7 @@ import pytest
 
 from store import Database, StoreError, migrate, open_database
 from store.db import SqliteDatabase, Tx
-from store.sqlite_checkpoints import COMMITS_PER_CHECKPOINT, WAL_FRAMES_BOUND
+from store.sqlite_checkpoints import COMMITS_PER_CHECKPOINT, WAL_FRAMES_BOUND, WalCheckpointer, WriteGate
 
 pytestmark = pytest.mark.anyio
 
@@ -175,3 +175,46 @@ async def test_a_write_during_a_quiet_moment_waits_on_the_loop_and_lands_after_i
         holder.join()
     assert ran_on == [threading.get_ident()]
     assert events(db) == 1
+
+
+def wal_frames(path: Path) -> int:
+    """The frames the WAL file holds (its 32-byte header, then 4 KiB pages of 24-byte frame headers)."""
+    return (path.with_name(path.name + "-wal").stat().st_size - 32) // (4096 + 24)
+
+
+def test_a_quiet_moment_that_cannot_start_the_wal_over_is_asked_again_only_when_the_wal_doubled(path: Path) -> None:
+    """A read snapshot held elsewhere (as another process can) keeps the WAL from starting over: after the
+    first quiet moment at the bound, the next waits until the WAL has doubled; once the WAL has started
+    over, the bound applies again."""
+    migrate(f"sqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    reader = sqlite3.connect(path, isolation_level=None)
+    checkpoint = sqlite3.connect(path, isolation_level=None)
+    gate = WriteGate(threading.Lock())
+    checkpointer = WalCheckpointer(lambda: checkpoint, gate=gate, frames_bound=20)
+
+    def write_then_checkpoint(commits: int) -> None:
+        for number in range(commits):
+            writer.execute("INSERT INTO rate_events (bucket, at) VALUES ('frames', ?)", (number,))
+        checkpointer._checkpoint(checkpoint)
+
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM rate_events").fetchall()  # an old snapshot, held
+        write_then_checkpoint(30)
+        assert gate.quiet_moments == 1
+        first = wal_frames(path)
+        while gate.quiet_moments == 1 and wal_frames(path) < 4 * first:
+            write_then_checkpoint(5)
+        assert gate.quiet_moments == 2
+        assert wal_frames(path) > 2 * first
+        reader.execute("COMMIT")
+        write_then_checkpoint(1)  # copies the whole WAL: nothing holds it now
+        write_then_checkpoint(1)  # this write started the WAL over
+        write_then_checkpoint(30)
+        assert gate.quiet_moments == 3
+    finally:
+        for connection in (reader, writer, checkpoint):
+            connection.close()
