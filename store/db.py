@@ -16,7 +16,8 @@ Concurrency model:
   thread hop does), otherwise in the writer thread, which waits for the lock there; so another
   process holding the file's lock never blocks the loop. Other processes on the same file
   serialise through the same lock. WAL checkpoints run in a thread of their own
-  (:mod:`store.sqlite_checkpoints`), never inside a write's COMMIT.
+  (:mod:`store.sqlite_checkpoints`), never inside a write's COMMIT; when one asks for a quiet moment
+  to bound the WAL, the loop's writes await its gate instead.
 * PostgreSQL: every unit of work takes a connection from psycopg's ``AsyncConnectionPool`` and runs
   on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
   databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
@@ -50,7 +51,7 @@ from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
 from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
-from store.sqlite_checkpoints import WalCheckpointer
+from store.sqlite_checkpoints import LIMIT_WAL_FILE, WalCheckpointer, WriteGate
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -222,6 +223,7 @@ def _open_sqlite_writer(path: str, busy_timeout_ms: int = 10_000) -> sqlite3.Con
     """A connection for write transactions; its commits never checkpoint (:mod:`store.sqlite_checkpoints`)."""
     connection = _open_sqlite(path, busy_timeout_ms)
     connection.execute("PRAGMA wal_autocheckpoint=0")
+    connection.execute(LIMIT_WAL_FILE)
     return connection
 
 
@@ -264,7 +266,8 @@ class SqliteDatabase:
         # Held by whichever of this process's write connections is in a transaction.
         self._write_lock = threading.Lock()
         self._write_limiter = anyio.CapacityLimiter(1)
-        self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path))
+        self._gate = WriteGate(self._write_lock)
+        self._checkpointer = WalCheckpointer(functools.partial(_open_sqlite, path), gate=self._gate)
         self._names = ColumnNames()
 
     async def read(self, work: Callable[[Tx], T]) -> T:
@@ -284,12 +287,21 @@ class SqliteDatabase:
                 self._reader.execute("COMMIT")
 
     async def write(self, work: Callable[[Tx], T]) -> T:
-        if self._write_lock.acquire(blocking=False):
-            try:
-                if self._begin_inline():
-                    return self._run_transaction(self._inline_writer, work)
-            finally:
-                self._write_lock.release()
+        while True:
+            quiet_moments = self._gate.quiet_moments
+            if self._gate.shut:
+                # A checkpoint's quiet moment (store/sqlite_checkpoints.py): wait on the loop, not in the thread.
+                await self._gate.opened()
+                continue
+            if self._write_lock.acquire(blocking=False):
+                try:
+                    if self._begin_inline():
+                        return self._run_transaction(self._inline_writer, work)
+                finally:
+                    self._write_lock.release()
+                break
+            if not self._gate.held_lock_since(quiet_moments):
+                break
         return await anyio.to_thread.run_sync(self.write_sync, work, limiter=self._write_limiter)
 
     def _begin_inline(self) -> bool:
