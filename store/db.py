@@ -48,6 +48,7 @@ import anyio.to_thread
 from store.errors import StoreError, service_unavailable
 from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
+from store.pg_kept import KeptConnections
 from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
 from store.sqlite_checkpoints import WalCheckpointer
@@ -442,8 +443,9 @@ class PostgresDatabase:
         # outage answers 503 at once instead of after the full pool timeout on every request.
         self._unreachable = False
         # An async pool belongs to the event loop that opened it; one process normally runs one
-        # loop, but an embedding application (or a test) may drive the service from several.
-        self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
+        # loop, but an embedding application (or a test) may drive the service from several. Each
+        # pool sits behind the connections its loop keeps checked out between units (store/pg_kept.py).
+        self._pools: dict[asyncio.AbstractEventLoop, KeptConnections] = {}
         self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
         # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
         self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
@@ -454,7 +456,7 @@ class PostgresDatabase:
     def _unreachable_now(self, pool: Any) -> None:
         self._unreachable = True
 
-    async def _pool(self) -> Any:
+    async def _pool(self) -> KeptConnections:
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
 
@@ -478,8 +480,8 @@ class PostgresDatabase:
             reconnect_failed=self._unreachable_now,
         )
         await fresh.open(wait=False)
-        pool = self._pools.setdefault(loop, fresh)
-        if pool is not fresh:
+        pool = self._pools.setdefault(loop, KeptConnections(fresh))
+        if pool.pool is not fresh:
             await fresh.close()
             return pool
         self._guards[loop] = loop.create_task(_close_when_the_loop_ends(pool))
@@ -531,7 +533,7 @@ class PostgresDatabase:
         try:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            async with pool.connection(timeout=wait) as connection:
+            async with pool.connection(wait_seconds=wait) as connection:
                 yield connection
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise service_unavailable("database") from exc
@@ -546,7 +548,7 @@ class PostgresDatabase:
         try:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            async with pool.connection(timeout=wait) as connection:
+            async with pool.connection(wait_seconds=wait) as connection:
                 wire = self._wire(connection)
                 if not transaction:
                     return await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=False))
@@ -585,7 +587,8 @@ class PostgresDatabase:
             await batcher.drain()
         pool = self._pools.pop(loop, None)
         if pool is not None:
-            await pool.close(timeout=POOL_CLOSE_SECONDS)
+            await pool.aclose()
+            await pool.pool.close(timeout=POOL_CLOSE_SECONDS)
         guard = self._guards.pop(loop, None)
         if guard is not None:
             guard.cancel()
@@ -616,7 +619,7 @@ async def _in_transaction(wire: Wire, work: Callable[[Tx], T]) -> T:
     return result
 
 
-async def _close_when_the_loop_ends(pool: Any) -> None:
+async def _close_when_the_loop_ends(kept: KeptConnections) -> None:
     """Close ``pool`` when this task is cancelled: ``asyncio.run`` (and every runner built like it) cancels
     each task of its loop once at the end and waits for all of them. psycopg_pool's workers swallow a
     cancellation that arrives during a connection attempt and go back to waiting for work, so a loop ended
@@ -625,7 +628,8 @@ async def _close_when_the_loop_ends(pool: Any) -> None:
     try:
         await asyncio.Event().wait()
     finally:
-        idle = list(getattr(pool, "_pool", ()))
+        pool = kept.pool
+        idle = [*kept.abandon(), *getattr(pool, "_pool", ())]
         try:
             await pool.close(timeout=POOL_CLOSE_SECONDS)
         finally:
@@ -634,8 +638,10 @@ async def _close_when_the_loop_ends(pool: Any) -> None:
             _finish(idle)
 
 
-def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+def _close_pool(loop: asyncio.AbstractEventLoop, kept: KeptConnections) -> None:
     """Close an async pool from synchronous code, wherever its event loop stands."""
+    _finish(kept.abandon())
+    pool = kept.pool
     if loop.is_closed():
         _drop_connections(pool)
         return
