@@ -20,6 +20,7 @@ What never comes back to the list, but goes back to the pool, which rolls back o
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import select
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import OperationalError, pq
+from psycopg_pool import PoolTimeout
 
 # A connection goes back to the pool after this long checked out (the pool then applies its lifetime).
 KEEP_SECONDS = 60.0
@@ -51,16 +53,21 @@ class KeptConnections:
         self._keep_seconds = keep_seconds
         self._idle_seconds = idle_seconds
         self._idle: list[Lease] = []
-        # Units waiting in the pool for a connection: while there are any, connections go back to the pool.
-        self._waiting = 0
+        # Connections checked out of the pool by this list (in use or idle); never more than the pool's size.
+        self._held = 0
+        # Units waiting for a connection once all of the pool's are held here: handed one as it is released
+        # (None: a connection went back to the pool, take one from there).
+        self._waiters: collections.deque[asyncio.Future[Lease | None]] = collections.deque()
+        # Units waiting in the pool itself (it is connecting): a connection released meanwhile goes to them.
+        self._waiting_in_pool = 0
         self._sweep_timer: asyncio.TimerHandle | None = None
         self._returns: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @contextlib.asynccontextmanager
     async def connection(self, wait_seconds: float | None = None) -> AsyncIterator[Any]:
-        """A connection for one unit; ``wait_seconds`` at most for one from the pool (None: the pool's timeout)."""
-        lease = await self._take(wait_seconds)
+        """A connection for one unit; ``wait_seconds`` at most for one (None: the pool's timeout)."""
+        lease = await self._take(self.pool.timeout if wait_seconds is None else wait_seconds)
         try:
             yield lease.connection
         finally:
@@ -71,34 +78,82 @@ class KeptConnections:
         """The connections kept idle now (most recently used last)."""
         return [lease.connection for lease in self._idle]
 
-    async def _take(self, wait_seconds: float | None) -> Lease:
-        while self._idle:
-            lease = self._idle.pop()
-            if _reusable(lease.connection) and _still_connected(lease.connection):
-                return lease
-            await self.pool.putconn(lease.connection)
-        self._waiting += 1
+    async def _take(self, wait_seconds: float) -> Lease:
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while True:
+            while self._idle:
+                lease = self._idle.pop()
+                if _reusable(lease.connection) and _still_connected(lease.connection):
+                    return lease
+                await self._give_back([lease.connection])
+            if self._closed or self._held < self.pool.max_size:
+                return await self._from_pool(deadline)
+            handed = await self._handed_one(deadline)
+            if handed is not None:
+                return handed
+
+    async def _from_pool(self, deadline: float) -> Lease:
+        loop = asyncio.get_running_loop()
+        self._held += 1
+        self._waiting_in_pool += 1
         try:
-            connection = await self.pool.getconn(wait_seconds)
+            connection = await self.pool.getconn(max(0.0, deadline - loop.time()))
+        except BaseException:
+            self._held -= 1
+            self._wake_one_for_the_pool()
+            raise
         finally:
-            self._waiting -= 1
-        return Lease(connection, asyncio.get_running_loop().time())
+            self._waiting_in_pool -= 1
+        return Lease(connection, loop.time())
+
+    async def _handed_one(self, deadline: float) -> Lease | None:
+        """Wait for a unit to release a connection; None when one went back to the pool instead."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Lease | None] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_at(deadline, _time_out, waiter)
+        try:
+            return await waiter
+        except BaseException:
+            # A waiter that timed out or was cancelled before its turn leaves the queue (one handed a
+            # connection was taken off it already). Membership first: a failed remove formats its repr.
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            # Cancelled just after being handed a connection: hand it on, never lose it.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                handed = waiter.result()
+                if handed is not None:
+                    await self._release(handed)
+                else:
+                    self._wake_one_for_the_pool()
+            raise
+        finally:
+            timer.cancel()
 
     async def _release(self, lease: Lease) -> None:
         now = asyncio.get_running_loop().time()
-        keep = (
-            not self._closed
-            and not self._waiting
-            and now - lease.taken_at < self._keep_seconds
-            and _reusable(lease.connection)
-        )
-        if not keep:
-            await self.pool.putconn(lease.connection)
+        healthy = not self._closed and now - lease.taken_at < self._keep_seconds and _reusable(lease.connection)
+        if healthy and self._hand_to_a_waiter(lease):
+            return
+        if not healthy or self._waiting_in_pool:
+            await self._give_back([lease.connection])
             return
         lease.idle_since = now
         self._idle.append(lease)
         if self._sweep_timer is None:
             self._sweep_timer = asyncio.get_running_loop().call_later(self._idle_seconds, self._sweep)
+
+    def _hand_to_a_waiter(self, handed: Lease | None) -> bool:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(handed)
+                return True
+        return False
+
+    def _wake_one_for_the_pool(self) -> None:
+        """A connection went back to the pool: one waiting unit may take one from there now."""
+        self._hand_to_a_waiter(None)
 
     def _sweep(self) -> None:
         """Give the connections idle for :data:`IDLE_SECONDS` back to the pool; look again while any is kept."""
@@ -108,39 +163,40 @@ class KeptConnections:
         stale = [lease for lease in self._idle if lease.idle_since <= stale_before]
         self._idle = [lease for lease in self._idle if lease.idle_since > stale_before]
         if stale:
-            self._give_back_later([lease.connection for lease in stale])
+            task = loop.create_task(self._give_back([lease.connection for lease in stale]))
+            self._returns.add(task)
+            task.add_done_callback(self._returns.discard)
         if self._idle:
             due = min(lease.idle_since for lease in self._idle) + self._idle_seconds
             self._sweep_timer = loop.call_at(due, self._sweep)
 
-    def _give_back_later(self, connections: list[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._give_back(connections))
-        self._returns.add(task)
-        task.add_done_callback(self._returns.discard)
-
     async def _give_back(self, connections: list[Any]) -> None:
         for connection in connections:
-            await self.pool.putconn(connection)
+            self._held -= 1
+            try:
+                await self.pool.putconn(connection)
+            finally:
+                self._wake_one_for_the_pool()
 
     async def aclose(self) -> None:
         """Give every kept connection back to the pool (before the pool closes); keep none from now on."""
-        self._closed = True
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-            self._sweep_timer = None
-        idle, self._idle = self._idle, []
-        await self._give_back([lease.connection for lease in idle])
+        await self._give_back(self.abandon())
         if self._returns:
             await asyncio.gather(*self._returns, return_exceptions=True)
 
     def abandon(self) -> list[Any]:
-        """For closing without the loop: stop keeping, and the idle connections for the caller to end."""
+        """Stop keeping connections; the idle ones, for the caller to give back or end."""
         self._closed = True
         if self._sweep_timer is not None:
             self._sweep_timer.cancel()
             self._sweep_timer = None
         idle, self._idle = self._idle, []
         return [lease.connection for lease in idle]
+
+
+def _time_out(waiter: asyncio.Future[Lease | None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(PoolTimeout("no PostgreSQL connection was released in time"))
 
 
 def _reusable(connection: Any) -> bool:
