@@ -10,8 +10,8 @@ connection is still checked out, so it counts), and closing.
 What never comes back to the list, but goes back to the pool, which rolls back or replaces it:
 
 * a connection not idle (a transaction left open or failed, a statement in flight) or broken;
-* one whose backend ended while it was kept (its socket has the server's goodbye, or the end of the
-  stream, to read): found when the next unit takes it, before any statement is sent;
+* one whose backend ended while it was kept (the server's goodbye, or the end of the stream, waits on
+  its socket): found when the next unit takes it, before any statement is sent, and closed;
 * every connection while a unit waits in the pool for one (the pool hands it to that unit);
 * one kept longer than :data:`KEEP_SECONDS` in a row (so the pool's lifetime rules still apply) or
   left idle for :data:`IDLE_SECONDS` (a quiet service holds no more sessions than the pool would).
@@ -83,9 +83,13 @@ class KeptConnections:
         while True:
             while self._idle:
                 lease = self._idle.pop()
-                if _reusable(lease.connection) and _still_connected(lease.connection):
+                if not _reusable(lease.connection):
+                    await self._give_back([lease.connection])
+                elif _spoken_to(lease.connection):
+                    await lease.connection.close()  # the pool replaces a closed connection
+                    await self._give_back([lease.connection])
+                else:
                     return lease
-                await self._give_back([lease.connection])
             if self._closed or self._held < self.pool.max_size:
                 return await self._from_pool(deadline)
             handed = await self._handed_one(deadline)
@@ -209,19 +213,14 @@ def _reusable(connection: Any) -> bool:
     )
 
 
-def _still_connected(connection: Any) -> bool:
-    """False when the backend has ended meanwhile. An idle connection's socket has nothing to read unless
-    the server spoke unasked (a notice, or its goodbye before closing the stream): then libpq reads what is
-    there, and finds the end of the stream if it came. One poll of the socket otherwise."""
-    pgconn = connection.pgconn
+def _spoken_to(connection: Any) -> bool:
+    """True when the server sent something to an idle connection: unasked, that is its goodbye (a FATAL
+    error before the backend ends, on shutdown or when terminated), so the connection is not used again.
+    One poll of the socket, no system call more on the usual path."""
     try:
-        while _readable(pgconn.socket):
-            pgconn.consume_input()
-            if pgconn.status != pq.ConnStatus.OK or pgconn.is_busy():
-                return False
+        return _readable(connection.pgconn.socket)
     except (OperationalError, OSError, ValueError):
-        return False
-    return True
+        return True
 
 
 def _readable(fd: int) -> bool:
