@@ -20,8 +20,8 @@ import asyncio
 import functools
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,17 @@ POOL_SIZE = 10
 class PoolCheckoutPerUnit:
     """Each unit's connection checked out of the pool and returned, as before ``store/pg_kept.py``."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, *, before_return: Callable[[Any], None]) -> None:
         self.pool = pool
+        self._before_return = before_return
 
-    def connection(self, wait_seconds: float | None = None) -> AbstractAsyncContextManager[Any]:
-        return self.pool.connection(timeout=wait_seconds)  # type: ignore[no-any-return]
+    @asynccontextmanager
+    async def connection(self, wait_seconds: float | None = None) -> AsyncIterator[Any]:
+        async with self.pool.connection(timeout=wait_seconds) as connection:
+            try:
+                yield connection
+            finally:
+                self._before_return(connection)
 
     async def aclose(self) -> None:
         """Nothing kept."""
@@ -52,7 +58,7 @@ class PoolCheckoutPerUnit:
         return []
 
 
-WAYS: dict[str, Callable[[Any], Any]] = {
+WAYS: dict[str, Callable[..., Any]] = {
     "kept between units": KeptConnections,
     "pool checkout per unit": PoolCheckoutPerUnit,
 }

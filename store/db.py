@@ -480,7 +480,7 @@ class PostgresDatabase:
             reconnect_failed=self._unreachable_now,
         )
         await fresh.open(wait=False)
-        pool = self._pools.setdefault(loop, KeptConnections(fresh))
+        pool = self._pools.setdefault(loop, KeptConnections(fresh, before_return=_unwatch))
         if pool.pool is not fresh:
             await fresh.close()
             return pool
@@ -640,13 +640,13 @@ async def _close_when_the_loop_ends(kept: KeptConnections) -> None:
 
 def _close_pool(loop: asyncio.AbstractEventLoop, kept: KeptConnections) -> None:
     """Close an async pool from synchronous code, wherever its event loop stands."""
-    _finish(kept.abandon())
     pool = kept.pool
     if loop.is_closed():
+        _finish(kept.abandon())
         _drop_connections(pool)
         return
     if not loop.is_running():
-        loop.run_until_complete(pool.close())
+        loop.run_until_complete(_close_kept(kept))
         return
     try:
         here = asyncio.get_running_loop()
@@ -655,10 +655,17 @@ def _close_pool(loop: asyncio.AbstractEventLoop, kept: KeptConnections) -> None:
     if here is loop:
         # Closing from inside the loop (an application's shutdown): end the sessions now, and let the
         # pool stop its background tasks on the loop.
+        _finish(kept.abandon())
         _drop_connections(pool)
         loop.create_task(pool.close(timeout=0))
     else:
-        asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=30)
+        # The kept connections' sockets are watched by that loop: only its own thread may stop that.
+        asyncio.run_coroutine_threadsafe(_close_kept(kept), loop).result(timeout=30)
+
+
+async def _close_kept(kept: KeptConnections) -> None:
+    await kept.aclose()
+    await kept.pool.close()
 
 
 def _drop_connections(pool: Any) -> None:
@@ -666,8 +673,16 @@ def _drop_connections(pool: Any) -> None:
     _finish(list(getattr(pool, "_pool", ())))
 
 
+def _unwatch(connection: Any) -> None:
+    """The loop stops watching the connection's socket (before it is closed or goes back to the pool)."""
+    wire: Wire | None = getattr(connection, _WIRE_ATTRIBUTE, None)
+    if wire is not None:
+        wire.unwatch()
+
+
 def _finish(connections: list[Any]) -> None:
     for connection in connections:
+        _unwatch(connection)
         if not connection.closed:
             connection.pgconn.finish()
 

@@ -23,7 +23,7 @@ import asyncio
 import collections
 import contextlib
 import select
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +48,17 @@ class Lease:
 class KeptConnections:
     """One event loop's connections, kept checked out of its pool between units (see module docstring)."""
 
-    def __init__(self, pool: Any, *, keep_seconds: float = KEEP_SECONDS, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        *,
+        before_return: Callable[[Any], None] = lambda connection: None,
+        keep_seconds: float = KEEP_SECONDS,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
         self.pool = pool
+        # Called with a connection before it goes back to the pool or is closed here.
+        self._before_return = before_return
         self._keep_seconds = keep_seconds
         self._idle_seconds = idle_seconds
         self._idle: list[Lease] = []
@@ -86,6 +95,7 @@ class KeptConnections:
                 if not _reusable(lease.connection):
                     await self._give_back([lease.connection])
                 elif _spoken_to(lease.connection):
+                    self._before_return(lease.connection)
                     await lease.connection.close()  # the pool replaces a closed connection
                     await self._give_back([lease.connection])
                 else:
@@ -177,6 +187,7 @@ class KeptConnections:
     async def _give_back(self, connections: list[Any]) -> None:
         for connection in connections:
             self._held -= 1
+            self._before_return(connection)
             try:
                 await self.pool.putconn(connection)
             finally:
