@@ -17,10 +17,11 @@ Concurrency model:
   process holding the file's lock never blocks the loop. Other processes on the same file
   serialise through the same lock. WAL checkpoints run in a thread of their own
   (:mod:`store.sqlite_checkpoints`), never inside a write's COMMIT.
-* PostgreSQL: every unit of work takes a connection from psycopg's ``AsyncConnectionPool`` and runs
-  on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
-  databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
-  query pays a worker-thread hop. Writes that charge an account lock its row with
+* PostgreSQL: every unit of work takes a connection of psycopg's ``AsyncConnectionPool``, kept checked
+  out between units (:mod:`store.pg_kept`: no pool checkout on the hot path), and runs on the event
+  loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both databases), run
+  in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no query pays a
+  worker-thread hop. Writes that charge an account lock its row with
   ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use, except
   the few whose best plan depends on their values (``Tx.all(…, prepare=False)``), and sent through
   libpq directly (:mod:`store.pg_wire`), in as few round trips as the unit allows: BEGIN with the
