@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import select
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import OperationalError, pq
 from psycopg_pool import PoolTimeout
+
+from store.pg_wire import socket_has_input
 
 # A connection goes back to the pool after this long checked out (the pool then applies its lifetime).
 KEEP_SECONDS = 60.0
@@ -229,11 +230,6 @@ def _spoken_to(connection: Any) -> bool:
     error before the backend ends, on shutdown or when terminated), so the connection is not used again.
     One poll of the socket, no system call more on the usual path."""
     try:
-        return _readable(connection.pgconn.socket)
+        return socket_has_input(connection.pgconn.socket)
     except (OperationalError, OSError, ValueError):
         return True
-
-
-def _readable(fd: int) -> bool:
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable)

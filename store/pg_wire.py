@@ -21,6 +21,7 @@ so PostgreSQL reads it as it reads a quoted literal: as the type the statement n
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -308,12 +309,15 @@ class Wire:
 
     def _on_readable(self) -> None:
         ready = self._ready
-        if ready is None:
-            # Nobody waits (the server spoke to an idle connection): stop watching, or the loop would call
-            # this at every turn while the data stays unread. The next wait watches again.
+        if ready is not None:
+            if not ready.done():
+                ready.set_result(None)
+        elif socket_has_input(self._watched_fd):
+            # Nobody waits and the server spoke to an idle connection (its goodbye): stop watching, or the
+            # loop would call this at every turn while the data stays unread. The next wait watches again.
             self.unwatch()
-        elif not ready.done():
-            ready.set_result(None)
+        # Otherwise a readiness the last wait has consumed already: the loop polled the socket again before
+        # the woken task ran. Nothing to do, and the socket stays watched.
 
     def unwatch(self) -> None:
         """Stop watching the socket. Called before the connection is closed or leaves this wire's hands (back
@@ -350,6 +354,12 @@ class Wire:
 
     def _columns(self, result: pq.abc.PGresult) -> tuple[str, ...]:
         return tuple((result.fname(i) or b"").decode(self._encoding) for i in range(result.nfields))
+
+
+def socket_has_input(fd: int) -> bool:
+    """Whether a read on the socket would return at once (data, or the end of the stream): one poll."""
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _type_of(value: Any) -> int:
