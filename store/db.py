@@ -18,10 +18,11 @@ Concurrency model:
   serialise through the same lock. WAL checkpoints run in a thread of their own
   (:mod:`store.sqlite_checkpoints`), never inside a write's COMMIT; when one asks for a quiet moment
   to bound the WAL, the loop's writes await its gate instead.
-* PostgreSQL: every unit of work takes a connection from psycopg's ``AsyncConnectionPool`` and runs
-  on the event loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both
-  databases), run in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no
-  query pays a worker-thread hop. Writes that charge an account lock its row with
+* PostgreSQL: every unit of work takes a connection of psycopg's ``AsyncConnectionPool``, kept checked
+  out between units (:mod:`store.pg_kept`: no pool checkout on the hot path), and runs on the event
+  loop: the unit stays a plain function of a ``Tx`` (one rule, written once for both databases), run
+  in a greenlet whose statements the loop awaits (:mod:`store.greenbridge`), so no query pays a
+  worker-thread hop. Writes that charge an account lock its row with
   ``SELECT … FOR UPDATE`` (:meth:`Tx.lock_account`). Statements are prepared on first use, except
   the few whose best plan depends on their values (``Tx.all(…, prepare=False)``), and sent through
   libpq directly (:mod:`store.pg_wire`), in as few round trips as the unit allows: BEGIN with the
@@ -49,6 +50,7 @@ import anyio.to_thread
 from store.errors import StoreError, service_unavailable
 from store.greenbridge import await_bridged, run_bridged
 from store.models import AccountRow, column_list
+from store.pg_kept import KeptConnections
 from store.pg_wire import Wire
 from store.read_batches import ReadBatcher
 from store.sqlite_checkpoints import LIMIT_WAL_FILE, WalCheckpointer, WriteGate
@@ -484,8 +486,9 @@ class PostgresDatabase:
         # outage answers 503 at once instead of after the full pool timeout on every request.
         self._unreachable = False
         # An async pool belongs to the event loop that opened it; one process normally runs one
-        # loop, but an embedding application (or a test) may drive the service from several.
-        self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
+        # loop, but an embedding application (or a test) may drive the service from several. Each
+        # pool sits behind the connections its loop keeps checked out between units (store/pg_kept.py).
+        self._pools: dict[asyncio.AbstractEventLoop, KeptConnections] = {}
         self._batchers: dict[asyncio.AbstractEventLoop, ReadBatcher] = {}
         # One task per pool that closes it when its loop ends without aclose() (see _close_when_the_loop_ends).
         self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
@@ -496,7 +499,7 @@ class PostgresDatabase:
     def _unreachable_now(self, pool: Any) -> None:
         self._unreachable = True
 
-    async def _pool(self) -> Any:
+    async def _pool(self) -> KeptConnections:
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
 
@@ -520,8 +523,8 @@ class PostgresDatabase:
             reconnect_failed=self._unreachable_now,
         )
         await fresh.open(wait=False)
-        pool = self._pools.setdefault(loop, fresh)
-        if pool is not fresh:
+        pool = self._pools.setdefault(loop, KeptConnections(fresh, before_return=_unwatch))
+        if pool.pool is not fresh:
             await fresh.close()
             return pool
         self._guards[loop] = loop.create_task(_close_when_the_loop_ends(pool))
@@ -573,7 +576,7 @@ class PostgresDatabase:
         try:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            async with pool.connection(timeout=wait) as connection:
+            async with pool.connection(wait_seconds=wait) as connection:
                 yield connection
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise service_unavailable("database") from exc
@@ -588,7 +591,7 @@ class PostgresDatabase:
         try:
             pool = await self._pool()
             wait = UNREACHABLE_WAIT_SECONDS if self._unreachable else None
-            async with pool.connection(timeout=wait) as connection:
+            async with pool.connection(wait_seconds=wait) as connection:
                 wire = self._wire(connection)
                 if not transaction:
                     return await run_bridged(work, _BridgedPostgresTx(wire, in_transaction=False))
@@ -627,7 +630,8 @@ class PostgresDatabase:
             await batcher.drain()
         pool = self._pools.pop(loop, None)
         if pool is not None:
-            await pool.close(timeout=POOL_CLOSE_SECONDS)
+            await pool.aclose()
+            await pool.pool.close(timeout=POOL_CLOSE_SECONDS)
         guard = self._guards.pop(loop, None)
         if guard is not None:
             guard.cancel()
@@ -658,7 +662,7 @@ async def _in_transaction(wire: Wire, work: Callable[[Tx], T]) -> T:
     return result
 
 
-async def _close_when_the_loop_ends(pool: Any) -> None:
+async def _close_when_the_loop_ends(kept: KeptConnections) -> None:
     """Close ``pool`` when this task is cancelled: ``asyncio.run`` (and every runner built like it) cancels
     each task of its loop once at the end and waits for all of them. psycopg_pool's workers swallow a
     cancellation that arrives during a connection attempt and go back to waiting for work, so a loop ended
@@ -667,7 +671,8 @@ async def _close_when_the_loop_ends(pool: Any) -> None:
     try:
         await asyncio.Event().wait()
     finally:
-        idle = list(getattr(pool, "_pool", ()))
+        pool = kept.pool
+        idle = [*kept.abandon(), *getattr(pool, "_pool", ())]
         try:
             await pool.close(timeout=POOL_CLOSE_SECONDS)
         finally:
@@ -676,13 +681,15 @@ async def _close_when_the_loop_ends(pool: Any) -> None:
             _finish(idle)
 
 
-def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
+def _close_pool(loop: asyncio.AbstractEventLoop, kept: KeptConnections) -> None:
     """Close an async pool from synchronous code, wherever its event loop stands."""
+    pool = kept.pool
     if loop.is_closed():
+        _finish(kept.abandon())
         _drop_connections(pool)
         return
     if not loop.is_running():
-        loop.run_until_complete(pool.close())
+        loop.run_until_complete(_close_kept(kept))
         return
     try:
         here = asyncio.get_running_loop()
@@ -691,10 +698,17 @@ def _close_pool(loop: asyncio.AbstractEventLoop, pool: Any) -> None:
     if here is loop:
         # Closing from inside the loop (an application's shutdown): end the sessions now, and let the
         # pool stop its background tasks on the loop.
+        _finish(kept.abandon())
         _drop_connections(pool)
         loop.create_task(pool.close(timeout=0))
     else:
-        asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=30)
+        # The kept connections' sockets are watched by that loop: only its own thread may stop that.
+        asyncio.run_coroutine_threadsafe(_close_kept(kept), loop).result(timeout=30)
+
+
+async def _close_kept(kept: KeptConnections) -> None:
+    await kept.aclose()
+    await kept.pool.close()
 
 
 def _drop_connections(pool: Any) -> None:
@@ -702,8 +716,16 @@ def _drop_connections(pool: Any) -> None:
     _finish(list(getattr(pool, "_pool", ())))
 
 
+def _unwatch(connection: Any) -> None:
+    """The loop stops watching the connection's socket (before it is closed or goes back to the pool)."""
+    wire: Wire | None = getattr(connection, _WIRE_ATTRIBUTE, None)
+    if wire is not None:
+        wire.unwatch()
+
+
 def _finish(connections: list[Any]) -> None:
     for connection in connections:
+        _unwatch(connection)
         if not connection.closed:
             connection.pgconn.finish()
 

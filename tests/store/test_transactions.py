@@ -271,6 +271,7 @@ async def test_a_dropped_connection_takes_its_statement_cache_with_it(service: A
     wire = database._wire(connection)
     assert await wire.one("SELECT $1::bigint AS x", (3,)) == {"x": 3}
     assert database._wire(connection) is wire  # one wire per connection, its statements prepared once
+    wire.unwatch()  # as every way a connection leaves the store does: the loop watches its socket till then
     await connection.close()
     gone = weakref.ref(connection)
     del connection, wire
