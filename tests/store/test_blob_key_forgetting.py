@@ -118,12 +118,20 @@ async def test_concurrent_deletes_answer_with_their_keys_forgotten(service: Arti
     assert service.check().problems == []
 
 
-async def test_draining_waits_for_the_statements_on_the_wire_and_queued(service: ArtifactService) -> None:
-    account, ids = await deleted_keeping_keys(service, 2)
+async def _forgetting_queued(
+    service: ArtifactService, ids: list[str]
+) -> tuple[CountingWrites, BlobKeyForgetter, list[asyncio.Future[None]]]:
+    """Forgettings of ``ids`` started on a forgetter whose first statement is held on the wire."""
     counting = CountingWrites(service.db)
     forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
     forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in ids]
     await asyncio.sleep(0)
+    return counting, forgetter, forgetting
+
+
+async def test_draining_waits_for_the_statements_on_the_wire_and_queued(service: ArtifactService) -> None:
+    account, ids = await deleted_keeping_keys(service, 2)
+    counting, forgetter, forgetting = await _forgetting_queued(service, ids)
     draining = asyncio.ensure_future(forgetter.drain())
     counting.on_the_wire.set()
     await draining
@@ -133,10 +141,7 @@ async def test_draining_waits_for_the_statements_on_the_wire_and_queued(service:
 
 async def test_a_cancelled_forgetting_does_not_stall_the_ones_queued_behind_it(service: ArtifactService) -> None:
     account, ids = await deleted_keeping_keys(service, 3)
-    counting = CountingWrites(service.db)
-    forgetter = BlobKeyForgetter(counting)  # type: ignore[arg-type]
-    forgetting = [asyncio.ensure_future(forgetter.forget(output_id)) for output_id in ids]
-    await asyncio.sleep(0)
+    counting, _, forgetting = await _forgetting_queued(service, ids)
     forgetting[1].cancel()  # the one that would send the next statement
     counting.on_the_wire.set()
     outcomes = await asyncio.gather(*forgetting, return_exceptions=True)

@@ -166,45 +166,6 @@ async def test_a_required_statement_answering_no_row_fails_the_unit_before_its_e
     assert await _free(service, account.id) == before
 
 
-async def test_a_required_statement_whose_backend_is_killed_fails_that_unit_only(
-    service: ArtifactService, backend: str
-) -> None:
-    if not backend.startswith("postgres"):
-        pytest.skip("PostgreSQL backends only")
-    account = await register(service)
-
-    def suicidal(tx: Tx) -> None:
-        tx.execute(SET_FREE, (65, account.id))
-        tx.one("SELECT pg_terminate_backend(pg_backend_pid()) AS gone", last=True, required=True)
-
-    with pytest.raises(StoreError) as raised:
-        await service.db.write(suicidal)
-    assert raised.value.code == "service_unavailable"
-    assert await asyncio.wait_for(_free(service, account.id), DEADLINE_SECONDS) != 65
-    await service.db.write(lambda tx: tx.one(SET_FREE_RETURNING, (66, account.id, 0), last=True, required=True))
-    assert await _free(service, account.id) == 66
-
-
-async def test_a_unit_cancelled_in_its_required_last_statement_commits_nothing(
-    service: ArtifactService, backend: str
-) -> None:
-    if not backend.startswith("postgres"):
-        pytest.skip("SQLite statements run inline: nothing can be cancelled half-way")
-    account = await register(service)
-
-    def slow(tx: Tx) -> None:
-        tx.defer(SET_FREE, (78, account.id))
-        tx.one("SELECT pg_sleep(30) AS slept", last=True, required=True)
-
-    task = asyncio.ensure_future(service.db.write(slow))
-    await asyncio.sleep(0.3)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    answers = await asyncio.wait_for(asyncio.gather(*(_free(service, account.id) for _ in range(12))), DEADLINE_SECONDS)
-    assert set(answers) == {answers[0]} and answers[0] != 78
-
-
 async def test_values_round_trip_through_parameters_and_rows(service: ArtifactService) -> None:
     big = 2**40 + 3
     text = "Grüße, 世界 ✓"
@@ -226,14 +187,21 @@ async def test_after_a_failed_preparation_the_connection_and_the_statement_cache
         assert await _free(service, account.id) == 5
 
 
-async def test_a_unit_cancelled_mid_statement_leaves_the_pool_serving(service: ArtifactService, backend: str) -> None:
+@pytest.mark.parametrize(
+    ("first_write", "final"),
+    [("execute", {}), ("defer", {"last": True, "required": True})],
+    ids=["plain", "required-last"],
+)
+async def test_a_unit_cancelled_mid_statement_leaves_the_pool_serving(
+    service: ArtifactService, backend: str, first_write: str, final: dict[str, bool]
+) -> None:
     if not backend.startswith("postgres"):
         pytest.skip("SQLite statements run inline: nothing can be cancelled half-way")
     account = await register(service)
 
     def slow(tx: Tx) -> None:
-        tx.execute(SET_FREE, (77, account.id))
-        tx.one("SELECT pg_sleep(30) AS slept")
+        getattr(tx, first_write)(SET_FREE, (77, account.id))
+        tx.one("SELECT pg_sleep(30) AS slept", **final)
 
     task = asyncio.ensure_future(service.db.write(slow))
     await asyncio.sleep(0.3)
@@ -245,20 +213,23 @@ async def test_a_unit_cancelled_mid_statement_leaves_the_pool_serving(service: A
     assert set(answers) == {answers[0]} and answers[0] != 77
 
 
-async def test_a_backend_killed_mid_transaction_fails_that_unit_only(service: ArtifactService, backend: str) -> None:
+@pytest.mark.parametrize("final", [{}, {"last": True, "required": True}], ids=["plain", "required-last"])
+async def test_a_backend_killed_mid_transaction_fails_that_unit_only(
+    service: ArtifactService, backend: str, final: dict[str, bool]
+) -> None:
     if not backend.startswith("postgres"):
         pytest.skip("PostgreSQL backends only")
     account = await register(service)
 
     def suicidal(tx: Tx) -> None:
         tx.execute(SET_FREE, (55, account.id))
-        tx.one("SELECT pg_terminate_backend(pg_backend_pid()) AS gone")
+        tx.one("SELECT pg_terminate_backend(pg_backend_pid()) AS gone", **final)
 
     with pytest.raises(StoreError) as raised:
         await service.db.write(suicidal)
     assert raised.value.code == "service_unavailable"
     assert await asyncio.wait_for(_free(service, account.id), DEADLINE_SECONDS) != 55
-    await service.db.write(lambda tx: tx.execute(SET_FREE, (56, account.id)))
+    await service.db.write(lambda tx: tx.one(SET_FREE_RETURNING, (56, account.id, 0), **final))
     assert await _free(service, account.id) == 56
 
 

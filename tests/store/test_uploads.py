@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from store import Account, ArtifactService, ManualClock, Settings, StoreError
+from store import Account, ArtifactService, ManualClock, Settings, StoreError, UploadSession
 from store.clock import iso_ms
 from tests.factories import (
     blob_key,
@@ -382,6 +382,12 @@ async def test_quota_exhausted_is_refused_before_the_body_and_releases_the_key(s
     assert (result.replayed, result.account.credits_remaining) == (False, 0)
 
 
+async def _feed(session: UploadSession, content: bytes) -> None:
+    """A plain-text upload's fields and content, not finished yet."""
+    session.set_fields({"mimeType": "text/plain"})
+    await session.write(content)
+
+
 @pytest.mark.anyio
 @overrides(free_uploads=1)
 async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: ArtifactService) -> None:
@@ -390,13 +396,11 @@ async def test_quota_taken_by_a_concurrent_upload_is_refused_at_settle(service: 
     first = await service.begin_upload(account, "k1")
     second = await service.begin_upload(account, "k2")
     async with first:
-        first.set_fields({"mimeType": "text/plain"})
-        await first.write(b"first")
+        await _feed(first, b"first")
         await first.finish()
     with pytest.raises(StoreError) as caught:
         async with second:
-            second.set_fields({"mimeType": "text/plain"})
-            await second.write(b"second")
+            await _feed(second, b"second")
             await second.finish()
     assert caught.value.code == "quota_exhausted"
     assert len(blob_keys(service)) == 1
@@ -443,12 +447,10 @@ async def test_a_grant_landing_after_a_refused_charge_lets_the_settle_through_on
     first = await racing.begin_upload(account, "k1")
     second = await racing.begin_upload(account, "k2")
     async with first:
-        first.set_fields({"mimeType": "text/plain"})
-        await first.write(b"first")
+        await _feed(first, b"first")
         await first.finish()
     async with second:
-        second.set_fields({"mimeType": "text/plain"})
-        await second.write(b"second")
+        await _feed(second, b"second")
         granting.arm(account.id)
         result = await second.finish()
     assert (result.replayed, result.account.free_remaining, result.account.credits_remaining) == (False, 0, 0)
